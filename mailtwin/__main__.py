@@ -1,0 +1,3 @@
+from mailtwin.cli import main
+
+raise SystemExit(main())
