@@ -1,0 +1,105 @@
+"""The Store / Folder interface every kind of store implements (Maildir, IMAP, memory).
+
+Bodies move as streams: the source folder's ``fetch`` pushes each message's bytes, exactly as the
+source holds them, into a ``BodySink`` that the target folder's ``receiver`` made. The target
+converts line ends where its format needs it (CRLF on IMAP, LF in a Maildir) and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from mailtwin.model import Delivered, Flags, FolderInfo, MessageId, MessageInfo, Snapshot, StoreCaps
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChange:
+    id: MessageId
+    add: Flags
+    remove: Flags
+
+
+@dataclass(slots=True)
+class ReceiveResult:
+    """What a receiver did: source id → where the copy landed; source id → why it failed."""
+
+    delivered: dict[MessageId, Delivered] = field(default_factory=dict)
+    failed: dict[MessageId, str] = field(default_factory=dict)
+
+
+class BodyWriter(Protocol):
+    """One message on its way into a target folder."""
+
+    async def write(self, chunk: bytes) -> None: ...
+
+    async def finish(self, source_id: MessageId, internal_date: datetime | None) -> None:
+        """The whole body was written; ``source_id`` names it (IMAP may send the UID last)."""
+        ...
+
+    async def abort(self) -> None:
+        """Drop what was written (the transfer broke)."""
+        ...
+
+
+class BodySink(Protocol):
+    """Where a source folder's ``fetch`` sends bodies. Made by the target's ``receiver``."""
+
+    async def begin(self) -> BodyWriter: ...
+
+    async def close(self) -> ReceiveResult:
+        """Land everything still buffered; report every message begun and finished."""
+        ...
+
+
+class Folder(Protocol):
+    """One open folder of a store."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def snapshot(self) -> Snapshot:
+        """uidvalidity, uidnext and every message's id and flags (size and date where cheap)."""
+        ...
+
+    async def fetch(self, ids: Sequence[MessageId], sink: BodySink) -> None:
+        """Stream the bodies of ``ids`` into ``sink``; ids no longer there are skipped."""
+        ...
+
+    def receiver(self, meta: Mapping[MessageId, MessageInfo]) -> BodySink:
+        """A sink that adds messages to this folder; ``meta`` gives each source id's flags."""
+        ...
+
+    async def store_flags(self, changes: Sequence[FlagChange]) -> None:
+        """Add and remove flags (never set them absolutely); batched by the store."""
+        ...
+
+    async def delete(self, ids: Sequence[MessageId]) -> None:
+        """Delete messages (IMAP: \\Deleted, then UID EXPUNGE when the repository expunges)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Store(Protocol):
+    """A repository: a Maildir root or an IMAP account."""
+
+    @property
+    def caps(self) -> StoreCaps: ...
+
+    async def connect(self) -> None: ...
+
+    async def list_folders(self) -> list[FolderInfo]:
+        """Every folder by its name in this store: IMAP names stay in modified UTF-7 as the
+        server sends them (OfflineIMAP names its Maildir folders so too); Maildir names use `sep`."""
+        ...
+
+    async def create_folder(self, name: str) -> None:
+        """Create a folder (and its parents where the store needs them)."""
+        ...
+
+    async def open_folder(self, name: str, readonly: bool) -> Folder: ...
+
+    async def close(self) -> None: ...
