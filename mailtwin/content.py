@@ -20,7 +20,7 @@ _MSGID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 class KeyBuilder:
     """Fed a message's bytes in chunks (any line ends); gives its content key and CRLF size."""
 
-    __slots__ = ("_done_header", "_header", "_last_cr", "size", "crlf_size")
+    __slots__ = ("_done_header", "_header", "_last_cr", "crlf_size", "size")
 
     def __init__(self) -> None:
         self._header = bytearray()

@@ -1,0 +1,176 @@
+"""An in-memory store for the planner's and apply's tests, with fault injection.
+
+It behaves like an IMAP account with UIDPLUS: ids are integer UIDs, given in increasing order,
+and every write can be made to fail after a number of operations (``fail_after``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mailtwin.content import KeyBuilder
+from mailtwin.errors import FolderError, InternalError, StoreError
+from mailtwin.model import (
+    Delivered,
+    Flags,
+    FolderInfo,
+    MessageId,
+    MessageInfo,
+    Snapshot,
+    StoreCaps,
+)
+from mailtwin.stores.base import BodySink, FlagChange, ReceiveResult
+
+
+class InjectedFault(StoreError):
+    """The fault a test asked for."""
+
+
+@dataclass
+class MemMessage:
+    body: bytes
+    flags: Flags
+    internal_date: datetime | None = None
+
+
+@dataclass
+class MemFolderData:
+    uidvalidity: int = 1
+    uidnext: int = 1
+    messages: dict[int, MemMessage] = field(default_factory=dict)
+
+    def add(self, body: bytes, flags: Flags = frozenset(), date: datetime | None = None) -> int:
+        uid = self.uidnext
+        self.uidnext += 1
+        self.messages[uid] = MemMessage(body, frozenset(flags), date)
+        return uid
+
+
+class MemoryStore:
+    def __init__(self, sep: str = "/", readonly: bool = False, flags: Flags | None = None) -> None:
+        self.sep = sep
+        self.readonly = readonly
+        self.folders: dict[str, MemFolderData] = {}
+        self.writes = 0
+        self.fail_after: int | None = None  # raise InjectedFault on the write after this many
+        self._caps = StoreCaps(flags=flags)
+
+    @property
+    def caps(self) -> StoreCaps:
+        return self._caps
+
+    def count_write(self) -> None:
+        if self.readonly:
+            raise InternalError("write to a read-only memory store")
+        if self.fail_after is not None and self.writes >= self.fail_after:
+            raise InjectedFault("injected fault")
+        self.writes += 1
+
+    async def connect(self) -> None:
+        return None
+
+    async def list_folders(self) -> list[FolderInfo]:
+        return [FolderInfo(name, self.sep) for name in sorted(self.folders)]
+
+    async def create_folder(self, name: str) -> None:
+        self.count_write()
+        self.folders.setdefault(name, MemFolderData())
+
+    async def open_folder(self, name: str, readonly: bool) -> MemoryFolder:
+        if name not in self.folders:
+            raise FolderError(f"no folder {name!r}")
+        return MemoryFolder(self, name, self.folders[name])
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryFolder:
+    def __init__(self, store: MemoryStore, name: str, data: MemFolderData) -> None:
+        self.store = store
+        self._name = name
+        self.data = data
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def snapshot(self) -> Snapshot:
+        d = self.data
+        msgs: dict[MessageId, MessageInfo] = {
+            uid: MessageInfo(uid, m.flags, len(m.body), m.internal_date)
+            for uid, m in d.messages.items()
+        }
+        return Snapshot(uidvalidity=d.uidvalidity, uidnext=d.uidnext, messages=msgs)
+
+    async def fetch(self, ids: Sequence[MessageId], sink: BodySink) -> None:
+        for mid in ids:
+            m = self.data.messages.get(mid) if isinstance(mid, int) else None
+            if m is None:
+                continue
+            w = await sink.begin()
+            # two chunks: receivers must cope with bodies split anywhere
+            half = len(m.body) // 2
+            await w.write(m.body[:half])
+            await w.write(m.body[half:])
+            await w.finish(mid, m.internal_date)
+
+    def receiver(self, meta: Mapping[MessageId, MessageInfo]) -> BodySink:
+        return _MemSink(self, meta)
+
+    async def store_flags(self, changes: Sequence[FlagChange]) -> None:
+        for c in changes:
+            self.store.count_write()
+            m = self.data.messages.get(c.id) if isinstance(c.id, int) else None
+            if m is not None:
+                m.flags = (m.flags | c.add) - c.remove
+
+    async def delete(self, ids: Sequence[MessageId]) -> None:
+        for mid in ids:
+            self.store.count_write()
+            if isinstance(mid, int):
+                self.data.messages.pop(mid, None)
+
+    async def close(self) -> None:
+        return None
+
+
+class _MemWriter:
+    def __init__(self, sink: _MemSink) -> None:
+        self.sink = sink
+        self.buf = bytearray()
+
+    async def write(self, chunk: bytes) -> None:
+        self.buf += chunk
+
+    async def finish(self, source_id: MessageId, internal_date: datetime | None) -> None:
+        await self.sink.deliver(source_id, bytes(self.buf), internal_date)
+
+    async def abort(self) -> None:
+        self.buf.clear()
+
+
+class _MemSink:
+    def __init__(self, folder: MemoryFolder, meta: Mapping[MessageId, MessageInfo]) -> None:
+        self.folder = folder
+        self.meta = meta
+        self.result = ReceiveResult()
+
+    async def begin(self) -> _MemWriter:
+        return _MemWriter(self)
+
+    async def deliver(self, source_id: MessageId, body: bytes, date: datetime | None) -> None:
+        kb = KeyBuilder()
+        kb.feed(body)
+        try:
+            self.folder.store.count_write()
+        except InjectedFault as e:
+            self.result.failed[source_id] = str(e)
+            raise
+        uid = self.folder.data.add(body, self.meta[source_id].flags, date)
+        self.result.delivered[source_id] = Delivered(uid, kb.key())
+
+    async def close(self) -> ReceiveResult:
+        return self.result

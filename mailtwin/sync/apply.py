@@ -1,0 +1,113 @@
+"""Carry a Plan out: batched effects on both stores, each batch recorded as it lands."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mailtwin.model import MessageId, MessageInfo, Side
+from mailtwin.state.rows import PairRow
+from mailtwin.state.status import FolderState, StatusDB
+from mailtwin.stores.base import FlagChange, Folder, ReceiveResult
+from mailtwin.sync.plan import Copy, Plan
+
+COPY_BATCH = 250  # messages per recorded copy batch: bounds what a crash can leave unrecorded
+WRITE_BATCH = 2000  # flag changes / deletions per store call and transaction
+
+
+@dataclass
+class Report:
+    copies: dict[Side, int] = field(default_factory=lambda: {Side.A: 0, Side.B: 0})
+    flags: dict[Side, int] = field(default_factory=lambda: {Side.A: 0, Side.B: 0})
+    deletions: dict[Side, int] = field(default_factory=lambda: {Side.A: 0, Side.B: 0})
+    failures: list[str] = field(default_factory=list)
+
+
+async def apply(
+    plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, fstate: FolderState
+) -> Report:
+    report = Report()
+    for src in Side:
+        copies = [c for c in plan.copies if c.source is src]
+        for i in range(0, len(copies), COPY_BATCH):
+            await _copy_batch(copies[i : i + COPY_BATCH], folders, db, fstate, report)
+    await _set_flags(plan, folders, db, report)
+    await _delete(plan, folders, db, report)
+    if plan.updates:
+        with db.transaction():
+            db.delete_pairs(u.old for u in plan.updates if u.new is None)
+            db.update_pairs(u.new for u in plan.updates if u.new is not None)
+    return report
+
+
+async def _copy_batch(
+    batch: Sequence[Copy],
+    folders: Mapping[Side, Folder],
+    db: StatusDB,
+    fstate: FolderState,
+    report: Report,
+) -> None:
+    src = batch[0].source
+    dst = src.other
+    meta = {c.id: MessageInfo(c.id, c.flags) for c in batch}
+    sink = folders[dst].receiver(meta)
+    result: ReceiveResult | None = None
+    try:
+        await folders[src].fetch([c.id for c in batch], sink)
+    finally:
+        # what landed before a fault is recorded all the same
+        result = await sink.close()
+        rows = []
+        for c in batch:
+            d = result.delivered.get(c.id)
+            if d is None or d.id is None:
+                continue
+            ids: dict[Side, MessageId] = {src: c.id, dst: d.id}
+            rows.append(PairRow(ids[Side.A], ids[Side.B], c.flags, d.key))
+        if rows:
+            with db.transaction():
+                db.insert_pairs(fstate, rows)
+        report.copies[dst] += len(rows)
+    for mid, why in result.failed.items():
+        report.failures.append(f"copy of {src.value}:{mid} failed: {why}")
+    for c in batch:
+        d = result.delivered.get(c.id)
+        if d is not None and d.id is None:
+            report.failures.append(
+                f"copy of {src.value}:{c.id} landed but its new id is unknown; "
+                "it is matched by content on the next run"
+            )
+
+
+async def _set_flags(
+    plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, report: Report
+) -> None:
+    if not plan.flag_changes:
+        return
+    by_side: dict[Side, list[FlagChange]] = defaultdict(list)
+    for f in plan.flag_changes:
+        by_side[f.side].append(FlagChange(f.id, f.add, f.remove))
+    for side, changes in by_side.items():
+        for i in range(0, len(changes), WRITE_BATCH):
+            await folders[side].store_flags(changes[i : i + WRITE_BATCH])
+        report.flags[side] += len(changes)
+    # both sides now hold the merged flags: record them (a fault above leaves the old synced
+    # flags, and the next run merges again to the same result)
+    with db.transaction():
+        db.update_pairs(plan.after_flags.values())
+
+
+async def _delete(plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, report: Report) -> None:
+    by_side: dict[Side, list[MessageId]] = defaultdict(list)
+    for d in plan.deletions:
+        by_side[d.side].append(d.id)
+    for side, ids in by_side.items():
+        for i in range(0, len(ids), WRITE_BATCH):
+            chunk = ids[i : i + WRITE_BATCH]
+            await folders[side].delete(chunk)
+            ups = [plan.after_delete[(side, mid)] for mid in chunk]
+            with db.transaction():
+                db.delete_pairs(u.old for u in ups if u.new is None)
+                db.update_pairs(u.new for u in ups if u.new is not None)
+            report.deletions[side] += len(chunk)

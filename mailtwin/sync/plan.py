@@ -1,0 +1,226 @@
+"""The planner: every rule of two-way sync, as a pure function from what is to what to do.
+
+``plan(a, b, pairs, opts)`` reads two snapshots and the status rows of one folder pair and returns
+a Plan: plain data that ``apply`` carries out and ``--dry-run`` prints. No I/O, no clock.
+
+The rules, for a status row (a pair: the message's id on each side, the flags last synced):
+
+| on A | on B | meaning             | action                                                |
+|------|------|---------------------|-------------------------------------------------------|
+| yes  | yes  | synced before       | merge flags three-way against the synced flags        |
+| yes  | gone | deleted on B        | delete on A if B's deletions propagate, else keep the |
+|      |      |                     | A copy alone (a tombstone row)                        |
+| gone | yes  | deleted on A        | the same, mirrored                                    |
+| gone | gone | deleted on both     | forget the row                                        |
+| yes  | none | kept alone on A     | nothing                                               |
+| none | yes  | kept alone on B     | nothing                                               |
+
+A message on one side that no row names is new: it is copied to the other side, unless that side
+is read-only or the message carries \\Deleted (it is on its way out; copying it would revive it).
+Deletions are only ever planned from status rows, so a message never synced is never deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from mailtwin.model import NO_FLAGS, Flags, MessageId, MessageInfo, Side, Snapshot
+from mailtwin.state.rows import PairRow
+
+DELETED = "\\Deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOptions:
+    """Per side: may we write there; do deletions made there reach the other side."""
+
+    writable: Mapping[Side, bool]
+    deletes_from: Mapping[Side, bool]
+    flags: Flags | None = None  # the flags both sides can keep; None: any
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    source: Side  # copied from this side to source.other
+    id: MessageId
+    flags: Flags
+
+
+@dataclass(frozen=True, slots=True)
+class SetFlags:
+    side: Side
+    id: MessageId
+    add: Flags
+    remove: Flags
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    side: Side
+    id: MessageId
+
+
+@dataclass(frozen=True, slots=True)
+class PairUpdate:
+    """A status-only change: ``old`` becomes ``new`` (None: the row is forgotten)."""
+
+    old: PairRow
+    new: PairRow | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    copies: tuple[Copy, ...] = ()
+    flag_changes: tuple[SetFlags, ...] = ()
+    deletions: tuple[Delete, ...] = ()
+    # rows to rewrite once the actions above have landed (flags merged, tombstones, forgets)
+    updates: tuple[PairUpdate, ...] = ()
+    # a deletion that lands also forgets (or tombstones) its row: apply finds it here
+    after_delete: Mapping[tuple[Side, MessageId], PairUpdate] = field(default_factory=dict)
+    # flag changes land together with their row's new synced flags
+    after_flags: Mapping[PairRow, PairRow] = field(default_factory=dict)
+
+    def effects(self) -> int:
+        """How many changes to either store this plan makes."""
+        return len(self.copies) + len(self.flag_changes) + len(self.deletions)
+
+    def is_empty(self) -> bool:
+        return self.effects() == 0 and not self.updates
+
+    def count(self, kind: type, side: Side) -> int:
+        """Effects of one kind that land on ``side`` (a Copy lands on its source's other side)."""
+        if kind is Copy:
+            return sum(1 for c in self.copies if c.source.other is side)
+        if kind is SetFlags:
+            return sum(1 for f in self.flag_changes if f.side is side)
+        if kind is Delete:
+            return sum(1 for d in self.deletions if d.side is side)
+        raise ValueError(kind)
+
+
+def merge_flags(synced: Flags, a: Flags, b: Flags) -> Flags:
+    """Three-way merge: a change on either side wins over no change; additions are united.
+
+    A flag in the synced set stays only if neither side removed it; a flag not in it is added
+    if either side added it. No flag can be both added and removed, so there is no conflict.
+    """
+    return (synced & a & b) | ((a | b) - synced)
+
+
+def plan(a: Snapshot, b: Snapshot, pairs: Iterable[PairRow], opts: SyncOptions) -> Plan:
+    snaps = {Side.A: a, Side.B: b}
+    msgs: dict[Side, Mapping[MessageId, MessageInfo]] = {s: snaps[s].messages for s in Side}
+    keep = opts.flags
+
+    def flags_of(side: Side, mid: MessageId) -> Flags:
+        f = msgs[side][mid].flags
+        return f if keep is None else f & keep
+
+    copies: list[Copy] = []
+    flag_changes: list[SetFlags] = []
+    deletions: list[Delete] = []
+    updates: list[PairUpdate] = []
+    after_delete: dict[tuple[Side, MessageId], PairUpdate] = {}
+    after_flags: dict[PairRow, PairRow] = {}
+    paired: dict[Side, set[MessageId]] = {Side.A: set(), Side.B: set()}
+
+    for row in pairs:
+        ids = {Side.A: row.a, Side.B: row.b}
+        present = {s: ids[s] is not None and ids[s] in msgs[s] for s in Side}
+        for s in Side:
+            mid = ids[s]
+            if mid is not None:
+                assert mid not in paired[s], f"two status rows name {s.value}:{mid!r}"
+                paired[s].add(mid)
+
+        if present[Side.A] and present[Side.B]:
+            cur = {s: flags_of(s, mid) for s, mid in ids.items() if mid is not None}
+            changes, record = _merge_row(row, ids, cur, opts)
+            new_row = row.with_flags(record)
+            if changes:
+                flag_changes.extend(changes)
+                after_flags[row] = new_row
+            elif new_row != row:
+                updates.append(PairUpdate(row, new_row))
+        elif present[Side.A] or present[Side.B]:
+            here = Side.A if present[Side.A] else Side.B
+            gone = here.other
+            if ids[gone] is None:
+                continue  # a tombstone: kept alone on purpose
+            if opts.deletes_from[gone] and opts.writable[here]:
+                mid = ids[here]
+                assert mid is not None
+                deletions.append(Delete(here, mid))
+                after_delete[(here, mid)] = PairUpdate(row, None)
+            else:
+                updates.append(PairUpdate(row, row.without(gone)))
+        else:
+            updates.append(PairUpdate(row, None))
+
+    for src in Side:
+        if not opts.writable[src.other]:
+            continue
+        for mid in sorted(msgs[src].keys() - paired[src], key=_order):
+            fl = flags_of(src, mid)
+            if DELETED in msgs[src][mid].flags:
+                continue
+            copies.append(Copy(src, mid, fl))
+
+    return Plan(
+        copies=tuple(copies),
+        flag_changes=tuple(flag_changes),
+        deletions=tuple(deletions),
+        updates=tuple(updates),
+        after_delete=after_delete,
+        after_flags=after_flags,
+    )
+
+
+def _merge_row(
+    row: PairRow,
+    ids: Mapping[Side, MessageId | None],
+    cur: Mapping[Side, Flags],
+    opts: SyncOptions,
+) -> tuple[list[SetFlags], Flags]:
+    """The flag changes for one synced message, and the flags to record as synced."""
+    synced = row.flags if opts.flags is None else row.flags & opts.flags
+    merged = merge_flags(synced, cur[Side.A], cur[Side.B])
+    target = {s: merged for s in Side}
+    record = merged
+    for s in Side:
+        if not opts.writable[s]:
+            # a side we may not write keeps its flags, and we record what it has: its changes
+            # still reach the other side, and the other side's own changes stay there
+            target[s] = cur[s]
+            record = cur[s] if opts.writable[s.other] else synced
+    changes = []
+    for s in Side:
+        add, remove = target[s] - cur[s], cur[s] - target[s]
+        if add or remove:
+            mid = ids[s]
+            assert mid is not None
+            changes.append(SetFlags(s, mid, add, remove))
+    return changes, record
+
+
+def _order(mid: MessageId) -> tuple[int, int, str]:
+    """UIDs numerically, Maildir keys by name: copies go out in a stable, natural order."""
+    if isinstance(mid, int):
+        return (0, mid, "")
+    return (1, 0, mid)
+
+
+EMPTY = Snapshot(uidvalidity=0, uidnext=0, messages={})
+__all__ = [
+    "EMPTY",
+    "NO_FLAGS",
+    "Copy",
+    "Delete",
+    "PairUpdate",
+    "Plan",
+    "SetFlags",
+    "SyncOptions",
+    "merge_flags",
+    "plan",
+]
