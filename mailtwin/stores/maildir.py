@@ -1,0 +1,559 @@
+"""A Maildir root as a Store, laid out and named as OfflineIMAP does.
+
+Listing is one os.scandir of new/ and cur/, never opening or stat-ing a message. Deliveries go
+tmp/ → (fsync) → rename into new/ or cur/ → fsync of the directory once per batch. A message's id
+is its file's base name; the file's current path is remembered, and looked up again by rescanning
+when a mail client renamed or moved it in the meantime. Nothing is ever written outside the root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from mailtwin.content import CrlfToLf, KeyBuilder
+from mailtwin.errors import FolderError, InternalError
+from mailtwin.model import (
+    NO_FLAGS,
+    SYSTEM_FLAGS,
+    Delivered,
+    Flags,
+    FolderInfo,
+    MessageId,
+    MessageInfo,
+    Snapshot,
+    StoreCaps,
+)
+from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, ReceiveResult
+from mailtwin.stores.maildir_names import (
+    INFOSEP,
+    MAILDIR_SUBDIRS,
+    change_flags,
+    flags_of,
+    flags_to_letters,
+    folder_md5,
+    folder_parts,
+    info_letters,
+    letters_to_flags,
+    new_base,
+    offlineimap_uid,
+    safe_hostname,
+    size_of,
+    split_name,
+)
+
+__all__ = ["MaildirFolder", "MaildirStore", "folder_md5", "offlineimap_uid"]
+
+READ_CHUNK = 1 << 20
+WRITE_BUFFER = 256 * 1024
+RESOLVE_ROUNDS = 3  # rescans allowed for files a mail client keeps renaming under us
+
+CAPS = StoreCaps(flags=SYSTEM_FLAGS, knows_new_ids=True)
+_MAILDIR = frozenset(MAILDIR_SUBDIRS)
+
+# act(id, "cur/<file>") → False when the file is not there (any more)
+_Act = Callable[[str, str], Awaitable[bool]]
+
+# n in "<time>_<n>.<pid>.<host>": unique within this process, as OfflineIMAP's is
+_delivery_seq = itertools.count()
+
+
+def _within(path: str, root: str) -> bool:
+    return path.startswith(root + os.sep) if root != os.sep else path.startswith(os.sep)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class MaildirStore:
+    """A directory of Maildir folders. ``sep`` '/' nests folders as directories; any other sep
+    names one flat directory per folder (``Work.Projects``)."""
+
+    def __init__(
+        self,
+        root: Path,
+        sep: str = ".",
+        fsync: bool = True,
+        readonly: bool = False,
+        *,
+        infosep: str = INFOSEP,
+        visible_name: Callable[[str], str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.sep = sep
+        self.fsync = fsync
+        self.readonly = readonly
+        self.infosep = infosep
+        # OfflineIMAP's FMD5 hashes the folder name after this side's nametrans
+        self.visible_name = visible_name
+        self.warnings: list[str] = []
+
+    @property
+    def caps(self) -> StoreCaps:
+        return CAPS
+
+    async def connect(self) -> None:
+        # the root is made by the first create_folder: a missing root (an unmounted disk) then
+        # lists as empty, which the planner treats as "synced folders gone", not as new
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def _real_root(self) -> str:
+        return os.path.realpath(self.root)
+
+    def folder_path(self, name: str) -> str:
+        """The directory of folder ``name``, or FolderError if it is (or resolves) outside the
+        root. Symlinks inside the root are followed and must stay inside it."""
+        parts = folder_parts(name, self.sep)
+        root = self._real_root()
+        path = os.path.join(root, *parts)
+        if not _within(os.path.realpath(path), root):
+            raise FolderError(
+                f"folder {name!r}: {path} leads outside the Maildir root {root}",
+                hint="remove the symlink, or exclude the folder with folderfilter",
+            )
+        return path
+
+    async def list_folders(self) -> list[FolderInfo]:
+        """Every directory holding cur/, new/ and tmp/, found as OfflineIMAP finds them: the
+        root's subdirectories, and with sep '/' their subdirectories too."""
+        self.warnings = []
+        root = self._real_root()
+        found: list[FolderInfo] = []
+        children = self._subdirs(root)
+        if children >= _MAILDIR:
+            # OfflineIMAP lists the root itself as folder ''; no IMAP folder can pair with it
+            self.warnings.append(f"{root} is itself a Maildir; its messages are not synced")
+        st = os.stat(root) if children else None
+        seen = {(st.st_dev, st.st_ino)} if st else set()
+        self._walk(root, root, children, "", found, seen)
+        found.sort(key=lambda f: f.name)
+        return found
+
+    def _subdirs(self, path: str) -> set[str]:
+        try:
+            with os.scandir(path) as it:
+                return {e.name for e in it if e.is_dir()}
+        except OSError as e:
+            if os.path.isdir(path):
+                self.warnings.append(f"cannot list {path}: {e.strerror}")
+            return set()
+
+    def _walk(
+        self,
+        root: str,
+        path: str,
+        children: set[str],
+        prefix: str,
+        found: list[FolderInfo],
+        seen: set[tuple[int, int]],
+    ) -> None:
+        for d in sorted(children - _MAILDIR):
+            full = os.path.join(path, d)
+            name = prefix + d
+            sub = self._subdirs(full)
+            if sub >= _MAILDIR:
+                # listed even when a symlink leads outside: open_folder then names the problem
+                found.append(FolderInfo(name, self.sep))
+            if self.sep != "/" or not sub - _MAILDIR:
+                continue
+            real = os.path.realpath(full)
+            try:
+                st = os.stat(real)
+            except OSError:
+                continue
+            # symlink loops, and trees outside the root, are not walked
+            if (st.st_dev, st.st_ino) in seen or not _within(real, root):
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            self._walk(root, full, sub, name + "/", found, seen)
+
+    async def create_folder(self, name: str) -> None:
+        if self.readonly:
+            raise InternalError(f"create_folder({name!r}) on a read-only Maildir store")
+        path = self.folder_path(name)
+        try:
+            # level by level: makedirs would give the parents the umask's mode, not 0700
+            level = self._real_root()
+            os.makedirs(level, 0o700, exist_ok=True)
+            for part in folder_parts(name, self.sep):
+                level = os.path.join(level, part)
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(level, 0o700)
+            # a symlink made meanwhile could have led us elsewhere: check before writing inside
+            self.folder_path(name)
+            for sub in MAILDIR_SUBDIRS:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(os.path.join(path, sub), 0o700)
+        except OSError as e:
+            raise FolderError(f"cannot create folder {name!r} at {path}: {e.strerror}") from e
+        self._check_subdirs(name, path)
+
+    def _check_subdirs(self, name: str, path: str) -> None:
+        root = self._real_root()
+        for sub in MAILDIR_SUBDIRS:
+            full = os.path.join(path, sub)
+            if not os.path.isdir(full):
+                raise FolderError(f"folder {name!r} is not a Maildir: {full} is missing")
+            if not _within(os.path.realpath(full), root):
+                raise FolderError(
+                    f"folder {name!r}: {full} leads outside the Maildir root {root}",
+                    hint="remove the symlink, or exclude the folder with folderfilter",
+                )
+
+    async def open_folder(self, name: str, readonly: bool) -> MaildirFolder:
+        path = self.folder_path(name)
+        self._check_subdirs(name, path)
+        visible = self.visible_name(name) if self.visible_name else name
+        if visible == self.sep:
+            visible = ""  # as OfflineIMAP
+        return MaildirFolder(
+            name,
+            path,
+            fmd5=folder_md5(visible),
+            fsync=self.fsync,
+            readonly=readonly or self.readonly,
+            infosep=self.infosep,
+        )
+
+
+class MaildirFolder:
+    """One Maildir folder. ``warnings`` collects what a scan found odd (duplicate ids, unreadable
+    files); each snapshot starts it afresh."""
+
+    caps = CAPS
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        *,
+        fmd5: str,
+        fsync: bool = True,
+        readonly: bool = False,
+        infosep: str = INFOSEP,
+    ) -> None:
+        self._name = name
+        self.path = path
+        self.fmd5 = fmd5
+        self.fsync = fsync
+        self.readonly = readonly
+        self.infosep = infosep
+        self.warnings: list[str] = []
+        # id → "cur/<file name>" or "new/<file name>", as of the last scan or our own renames
+        self._paths: dict[str, str] = {}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def remember(self, mid: str, rel: str) -> None:
+        """Note where a message we just delivered lives (``cur/<file>`` or ``new/<file>``)."""
+        self._paths[mid] = rel
+
+    # -- reading
+
+    def _scan(self, infos: dict[MessageId, MessageInfo] | None = None) -> None:
+        """Rebuild the id → path map from new/ and cur/ (and fill ``infos`` when given)."""
+        paths: dict[str, str] = {}
+        sep = self.infosep
+        # the same info suffix repeats across thousands of files: parse each kind once
+        flag_cache: dict[str, Flags] = {}
+        for sub in ("cur", "new"):  # cur/ first: of two copies, the one a client has seen wins
+            try:
+                with os.scandir(os.path.join(self.path, sub)) as it:
+                    # d_type answers is_dir() without a stat on every common file system
+                    names = [
+                        e.name
+                        for e in it
+                        if not e.name.startswith(".") and not e.is_dir(follow_symlinks=False)
+                    ]
+            except OSError as e:
+                raise FolderError(
+                    f"folder {self._name!r}: cannot list {sub}/: {e.strerror}",
+                    hint="check that the folder still exists and is readable",
+                ) from e
+            prefix = sub + "/"
+            for fname in names:
+                mid, _, info = fname.partition(sep)
+                rel = prefix + fname
+                other = paths.get(mid)
+                if other is not None:
+                    # keep one, the same one on every scan: cur/ first, then the smaller name
+                    keep, drop = (rel, other) if other[:3] == sub and rel < other else (other, rel)
+                    if infos is not None:
+                        self.warnings.append(
+                            f"folder {self._name!r}: message {mid!r} has two files, {keep} and "
+                            f"{drop}; using {keep}"
+                        )
+                    if keep == other:
+                        continue
+                paths[mid] = rel
+                if infos is not None:
+                    flags = flag_cache.get(info)
+                    if flags is None:
+                        flags = flag_cache[info] = letters_to_flags(info_letters(info))
+                    size = size_of(mid, sep) if ",S=" in mid else None
+                    infos[mid] = MessageInfo(mid, flags, size)
+        self._paths = paths
+
+    async def snapshot(self) -> Snapshot:
+        """Every message's id and flags (size only where the name holds it). A Maildir has no
+        UIDVALIDITY or UIDNEXT: both are 0."""
+        self.warnings = []
+        infos: dict[MessageId, MessageInfo] = {}
+        self._scan(infos)
+        return Snapshot(uidvalidity=0, uidnext=0, messages=infos)
+
+    async def _each(self, ids: Sequence[MessageId], act: _Act) -> None:
+        """Run ``act(id, path)`` on each message; where the file is no longer at its path (a mail
+        client renamed or moved it, or deleted it), rescan once for all of them and retry."""
+        pending = [m for m in ids if isinstance(m, str)]  # a UID is never a Maildir id
+        for _ in range(RESOLVE_ROUNDS):
+            missed: list[str] = []
+            for mid in pending:
+                rel = self._paths.get(mid)
+                if rel is None or not await act(mid, rel):
+                    missed.append(mid)
+            if not missed:
+                return
+            self._scan()
+            pending = [m for m in missed if m in self._paths]
+            if not pending:
+                return  # the rest is gone
+
+    async def fetch(self, ids: Sequence[MessageId], sink: BodySink) -> None:
+        """Stream each file as it is stored (LF line ends); internal date = the file's mtime.
+        Messages no longer there are skipped."""
+
+        async def send(mid: str, rel: str) -> bool:
+            try:
+                f = open(os.path.join(self.path, rel), "rb", buffering=0)  # noqa: SIM115
+            except FileNotFoundError:
+                return False
+            except OSError as e:
+                self.warnings.append(f"folder {self._name!r}: cannot read {rel}: {e.strerror}")
+                return True
+            with f:
+                mtime = os.fstat(f.fileno()).st_mtime
+                w = await sink.begin()
+                sent = False
+                try:
+                    while True:
+                        try:
+                            chunk = f.read(READ_CHUNK)
+                        except OSError as e:  # only our read: the sink's errors go up
+                            self.warnings.append(
+                                f"folder {self._name!r}: cannot read {rel}: {e.strerror}"
+                            )
+                            break
+                        if not chunk:
+                            sent = True
+                            break
+                        await w.write(chunk)
+                finally:
+                    if not sent:
+                        await w.abort()
+            if sent:
+                await w.finish(mid, datetime.fromtimestamp(mtime, UTC))
+            return True
+
+        await self._each(ids, send)
+
+    # -- writing
+
+    def _guard(self, what: str) -> None:
+        if self.readonly:
+            raise InternalError(f"{what} on read-only Maildir folder {self._name!r}")
+
+    def receiver(self, meta: Mapping[MessageId, MessageInfo]) -> BodySink:
+        self._guard("receiver()")
+        return _Sink(self, meta)
+
+    async def store_flags(self, changes: Sequence[FlagChange]) -> None:
+        """Rename each file to its new ``:2,`` suffix (unknown letters kept); a file that gains
+        \\Seen moves to cur/, as OfflineIMAP does. Messages no longer there are skipped."""
+        self._guard("store_flags()")
+        by_id = {c.id: c for c in changes}
+
+        async def rename(mid: str, rel: str) -> bool:
+            ch = by_id[mid]
+            sub, fname = rel.split("/", 1)
+            new_name = change_flags(fname, ch.add, ch.remove, self.infosep)
+            new_sub = "cur" if "\\Seen" in flags_of(new_name, self.infosep) else sub
+            if new_sub == sub and sorted(self._letters(new_name)) == sorted(self._letters(fname)):
+                return True  # no change, or a mail client made it already: no rename
+            new_rel = f"{new_sub}/{new_name}"
+            dst = os.path.join(self.path, new_rel)
+            if os.path.lexists(dst):
+                # another file with this id (a duplicate): renaming would overwrite it
+                self.warnings.append(f"folder {self._name!r}: not renaming {rel}: {new_rel} exists")
+                return True
+            try:
+                os.rename(os.path.join(self.path, rel), dst)
+            except FileNotFoundError:
+                return False
+            except OSError as e:
+                raise FolderError(
+                    f"folder {self._name!r}: cannot rename {rel} to {new_rel}: {e.strerror}"
+                ) from e
+            self._paths[mid] = new_rel
+            return True
+
+        await self._each(list(by_id), rename)
+
+    def _letters(self, fname: str) -> str:
+        return info_letters(split_name(fname, self.infosep)[1])
+
+    async def delete(self, ids: Sequence[MessageId]) -> None:
+        """Unlink each message's file; one already gone is fine."""
+        self._guard("delete()")
+
+        async def unlink(mid: str, rel: str) -> bool:
+            try:
+                os.unlink(os.path.join(self.path, rel))
+            except FileNotFoundError:
+                return False
+            except OSError as e:
+                raise FolderError(
+                    f"folder {self._name!r}: cannot delete {rel}: {e.strerror}"
+                ) from e
+            del self._paths[mid]
+            return True
+
+        await self._each(ids, unlink)
+
+    async def close(self) -> None:
+        pass
+
+
+class _Sink:
+    """Delivers into one folder; the directories written to are fsynced once, at close()."""
+
+    def __init__(self, folder: MaildirFolder, meta: Mapping[MessageId, MessageInfo]) -> None:
+        self.folder = folder
+        self.meta = meta
+        self.result = ReceiveResult()
+        self.host = safe_hostname(socket.gethostname(), folder.infosep)
+        self.pid = os.getpid()
+        self.dirty: set[str] = set()
+        self.open: set[_Writer] = set()
+
+    def base(self, when: int, seq: int, uid: int | None) -> str:
+        return new_base(when, seq, self.pid, self.host, uid, self.folder.fmd5)
+
+    async def begin(self) -> BodyWriter:
+        tmp = os.path.join(self.folder.path, "tmp")
+        while True:
+            when, seq = int(time.time()), next(_delivery_seq)
+            path = os.path.join(tmp, self.base(when, seq, None))
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue  # left by a dead process that had our pid: take the next number
+            except OSError as e:
+                raise FolderError(
+                    f"folder {self.folder.name!r}: cannot create a file in {tmp}: {e.strerror}",
+                    hint="check that the folder still exists and the disk is writable",
+                ) from e
+            w = _Writer(self, path, os.fdopen(fd, "wb", buffering=WRITE_BUFFER), when, seq)
+            self.open.add(w)
+            return w
+
+    async def close(self) -> ReceiveResult:
+        for w in list(self.open):  # begun and never finished: nothing to report, drop the file
+            await w.abort()
+        if self.folder.fsync:
+            for sub in sorted(self.dirty):
+                await asyncio.to_thread(_fsync_dir, os.path.join(self.folder.path, sub))
+        self.dirty.clear()
+        return self.result
+
+
+class _Writer:
+    def __init__(self, sink: _Sink, tmp_path: str, file: BinaryIO, when: int, seq: int) -> None:
+        self.sink = sink
+        self.tmp_path = tmp_path
+        self.file = file
+        self.when = when
+        self.seq = seq
+        self.lf = CrlfToLf()
+        self.key = KeyBuilder()
+        self.error: str | None = None  # a failed write, reported at finish as this message's
+
+    async def write(self, chunk: bytes) -> None:
+        self.key.feed(chunk)
+        if self.error is None:
+            try:
+                self.file.write(self.lf.feed(chunk))
+            except OSError as e:
+                self.error = f"cannot write {self.tmp_path}: {e.strerror}"
+
+    async def finish(self, source_id: MessageId, internal_date: datetime | None) -> None:
+        sink = self.sink
+        sink.open.discard(self)
+        if source_id in sink.result.delivered:
+            self._drop()
+            raise InternalError(f"source message {source_id!r} delivered twice in one batch")
+        rel: str | None = None
+        if self.error is None:
+            try:
+                rel = await self._land(source_id, internal_date)
+            except OSError as e:
+                self.error = f"cannot deliver {self.tmp_path}: {e.strerror}"
+        if rel is None:
+            self._drop()
+            sink.result.failed[source_id] = self.error or "not delivered"
+            return
+        base = rel.split("/", 1)[1].partition(sink.folder.infosep)[0]
+        sink.folder.remember(base, rel)
+        sink.dirty.add(rel.split("/", 1)[0])
+        sink.result.delivered[source_id] = Delivered(base, self.key.key())
+
+    async def _land(self, source_id: MessageId, internal_date: datetime | None) -> str:
+        """Flush, fsync, and rename the tmp file into place; its path below the folder."""
+        folder = self.sink.folder
+        self.file.write(self.lf.flush())
+        self.file.flush()
+        if internal_date is not None:
+            # the mtime is the message's internal date when it goes back to IMAP (Dovecot's too)
+            with contextlib.suppress(OverflowError, ValueError):  # a date no file can have
+                ts = internal_date.timestamp()
+                os.utime(self.file.fileno(), (ts, ts))
+        if folder.fsync:
+            await asyncio.to_thread(os.fsync, self.file.fileno())
+        self.file.close()
+        meta = self.sink.meta.get(source_id)
+        letters = flags_to_letters(meta.flags if meta else NO_FLAGS)
+        # as OfflineIMAP: seen messages go to cur/, others to new/, both with a ":2," suffix
+        sub = "cur" if "S" in letters else "new"
+        uid = source_id if type(source_id) is int and source_id > 0 else None
+        rel = f"{sub}/{self.sink.base(self.when, self.seq, uid)}{folder.infosep}2,{letters}"
+        os.rename(self.tmp_path, os.path.join(folder.path, rel))
+        return rel
+
+    def _drop(self) -> None:
+        # a buffer that cannot be flushed raises on close: the file goes anyway
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp_path)
+
+    async def abort(self) -> None:
+        self.sink.open.discard(self)
+        self._drop()

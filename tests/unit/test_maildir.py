@@ -1,0 +1,158 @@
+"""Maildir names: ids, flag letters both ways, OfflineIMAP's names, folder paths that escape."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from mailtwin.errors import FolderError
+from mailtwin.stores.maildir_names import (
+    change_flags,
+    flags_of,
+    flags_to_letters,
+    folder_md5,
+    folder_parts,
+    letters_to_flags,
+    message_id,
+    new_base,
+    offlineimap_uid,
+    safe_hostname,
+    size_of,
+    split_name,
+)
+
+ALL = frozenset({"\\Draft", "\\Flagged", "\\Answered", "\\Seen", "\\Deleted"})
+FMD5 = hashlib.md5(b"INBOX").hexdigest()
+OIMAP = f"1700000000_3.4242.host,U=17,FMD5={FMD5}"
+
+
+@pytest.mark.parametrize(
+    ("letters", "flags"),
+    [
+        ("", set()),
+        ("S", {"\\Seen"}),
+        ("DFRST", ALL),
+        ("FS", {"\\Flagged", "\\Seen"}),
+        ("PSa", {"\\Seen"}),  # P (passed) and keywords have no IMAP flag here
+        ("s", set()),  # letters are case-sensitive
+    ],
+)
+def test_letters_to_flags(letters: str, flags: set[str]) -> None:
+    assert letters_to_flags(letters) == flags
+
+
+def test_flags_to_letters_sorted_and_keywords_dropped() -> None:
+    assert flags_to_letters(ALL) == "DFRST"
+    assert flags_to_letters(frozenset({"\\Seen", "\\Answered"})) == "RS"
+    assert flags_to_letters(frozenset({"$Junk", "\\Recent"})) == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "mid", "info"),
+    [
+        ("1234.M1P2.host", "1234.M1P2.host", None),
+        ("1234.M1P2.host:2,S", "1234.M1P2.host", "2,S"),
+        ("1234.M1P2.host:2,", "1234.M1P2.host", "2,"),
+        (f"{OIMAP}:2,FS", OIMAP, "2,FS"),
+        ("a:b:2,S", "a", "b:2,S"),  # the id ends at the first ':'
+        ("x,S=1024,W=1050:2,RS", "x,S=1024,W=1050", "2,RS"),
+    ],
+)
+def test_name_to_id(name: str, mid: str, info: str | None) -> None:
+    assert split_name(name) == (mid, info)
+    assert message_id(name) == mid
+
+
+def test_flags_of_names() -> None:
+    assert flags_of("x:2,FRS") == {"\\Flagged", "\\Answered", "\\Seen"}
+    assert flags_of("x") == set()
+    assert flags_of("x:1,S") == set()  # experimental info kind: no flags
+    assert flags_of("x!2,S", infosep="!") == {"\\Seen"}
+    assert flags_of("x:2,S", infosep="!") == set()
+
+
+def test_size_from_name_only_when_present() -> None:
+    assert size_of("123.M4.host,S=2048,W=2100:2,S") == 2048
+    assert size_of(f"{OIMAP}:2,S") is None
+    assert size_of("x:2,S=1") is None  # not in the base name
+
+
+@pytest.mark.parametrize(
+    ("name", "add", "remove", "expected"),
+    [
+        ("x", {"\\Seen"}, set(), "x:2,S"),
+        ("x:2,", {"\\Seen", "\\Flagged"}, set(), "x:2,FS"),
+        ("x:2,S", set(), {"\\Seen"}, "x:2,"),
+        ("x:2,PSa", {"\\Flagged"}, {"\\Seen"}, "x:2,FPa"),  # P and keyword a kept, sorted
+        ("x:2,Sbz", {"\\Draft"}, set(), "x:2,DSbz"),
+        ("x:2,S", {"\\Seen"}, set(), "x:2,S"),
+        ("x:2,S", {"$Junk"}, {"\\Recent"}, "x:2,S"),  # no letter: nothing to change
+        ("x:1,abc", {"\\Seen"}, set(), "x:2,S"),
+        ("x:2,S", {"\\Seen"}, {"\\Seen"}, "x:2,S"),  # add wins over remove
+    ],
+)
+def test_change_flags(name: str, add: set[str], remove: set[str], expected: str) -> None:
+    assert change_flags(name, frozenset(add), frozenset(remove)) == expected
+
+
+def test_change_flags_other_infosep() -> None:
+    assert change_flags("x!2,S", frozenset({"\\Flagged"}), frozenset(), "!") == "x!2,FS"
+
+
+def test_offlineimap_names() -> None:
+    assert folder_md5("INBOX") == FMD5
+    assert folder_md5("&BCAEMAQxBD4EQgQw-") == hashlib.md5(b"&BCAEMAQxBD4EQgQw-").hexdigest()
+    assert offlineimap_uid(f"{OIMAP}:2,S") == 17
+    assert offlineimap_uid(f"{OIMAP}:2,S", fmd5=FMD5) == 17
+    # moved in from another folder: its UID belongs to that folder
+    assert offlineimap_uid(f"{OIMAP}:2,S", fmd5=folder_md5("Sent")) is None
+    assert offlineimap_uid("1234.M1P2.host:2,S") is None
+    assert offlineimap_uid(f"1_0.1.h,FMD5={FMD5}:2,S", fmd5=FMD5) is None
+
+
+def test_new_base_is_offlineimaps_format() -> None:
+    assert new_base(1700000000, 3, 4242, "host", 17, FMD5) == OIMAP
+    assert (
+        new_base(1700000000, 3, 4242, "host", None, FMD5) == f"1700000000_3.4242.host,FMD5={FMD5}"
+    )
+
+
+def test_safe_hostname() -> None:
+    assert safe_hostname("mail.example.org") == "mail.example.org"
+    assert safe_hostname("a/b:c,d") == "a-b-c-d"
+    assert safe_hostname("a!b", infosep="!") == "a-b"
+
+
+@pytest.mark.parametrize(
+    ("name", "sep", "parts"),
+    [
+        ("INBOX", ".", ["INBOX"]),
+        ("Work.Projects", ".", ["Work.Projects"]),
+        ("Work/Projects", "/", ["Work", "Projects"]),
+        ("&BCAEMAQxBD4EQgQw-", ".", ["&BCAEMAQxBD4EQgQw-"]),
+        (".Trash", ".", [".Trash"]),
+        ("...", ".", ["..."]),
+    ],
+)
+def test_folder_parts(name: str, sep: str, parts: list[str]) -> None:
+    assert folder_parts(name, sep) == parts
+
+
+@pytest.mark.parametrize("sep", [".", "/"])
+@pytest.mark.parametrize(
+    "name",
+    ["", "..", ".", "../x", "a/../../b", "/etc", "/", "a//b", "a/", "./a", "a\0b", "cur", "tmp"],
+)
+def test_folder_parts_refuses_escapes(name: str, sep: str) -> None:
+    with pytest.raises(FolderError) as e:
+        folder_parts(name, sep)
+    assert repr(name) in str(e.value)
+
+
+def test_folder_parts_layout_collisions() -> None:
+    with pytest.raises(FolderError):
+        folder_parts("Work/new", "/")
+    with pytest.raises(FolderError):
+        folder_parts("Work/Projects", ".")  # '/' cannot be stored in a flat layout
+    assert folder_parts("Work.new", ".") == ["Work.new"]
