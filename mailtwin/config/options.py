@@ -1,0 +1,336 @@
+"""Every option OfflineIMAP 8 knows, in one table: where it goes, its type and default, and what
+mailtwin does with it. The loader (load.py) and docs/compatibility.md both read this table.
+
+Facts come from OfflineIMAP's sample config (offlineimap.conf) and the code that reads each option
+(repository/*.py, accounts.py, init.py, folder/*.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Status = Literal["supported", "unsupported", "ignored"]
+"""supported: read and honoured. unsupported: mailtwin would sync differently, so setting it
+stops the run (unless its value is one in ``harmless``). ignored: known, harmless to leave out."""
+
+Kind = Literal[
+    "general", "mbnames", "account", "repository", "repository:Maildir", "repository:IMAP"
+]
+"""Which section an option belongs to; ``repository:X`` only in repositories of type X."""
+
+RepoType = Literal["Maildir", "IMAP"]
+
+BOOLEANS: Mapping[str, bool] = {
+    # configparser's getboolean(), which OfflineIMAP uses
+    "1": True,
+    "yes": True,
+    "true": True,
+    "on": True,
+    "0": False,
+    "no": False,
+    "false": False,
+    "off": False,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # as OfflineIMAP spells it; "customflag_[a-z]" stands for 26 names
+    section: Kind
+    type: str  # bool, int, float, str, path, list, python, password
+    default: str | None  # as a config file would write it; None: unset
+    status: Status
+    doc: str  # one line; for unsupported/ignored options, says why
+    harmless: tuple[str, ...] = ()  # unsupported: values that ask for what mailtwin does anyway
+    warn: bool = False  # ignored: say so once when it is set
+    required: bool = False
+    secret: bool = False  # never show its value
+
+    def is_harmless(self, value: str) -> bool:
+        """True if ``value`` asks for what mailtwin does anyway (e.g. ``utf8foldernames = no``)."""
+        value = value.strip()
+        if self.type == "bool" and self.default is not None:
+            # only a boolean default counts; an unset ``ipv6`` has no harmless value
+            parsed = BOOLEANS.get(value.lower())
+            return parsed is not None and parsed == BOOLEANS[self.default]
+        return value in self.harmless
+
+
+def _s(
+    name: str,
+    kind: Kind,
+    type: str,
+    default: str | None,
+    doc: str,
+    *,
+    required: bool = False,
+    secret: bool = False,
+) -> Option:
+    return Option(name, kind, type, default, "supported", doc, required=required, secret=secret)
+
+
+def _u(
+    name: str,
+    kind: Kind,
+    type: str,
+    default: str | None,
+    doc: str,
+    *harmless: str,
+    secret: bool = False,
+) -> Option:
+    return Option(name, kind, type, default, "unsupported", doc, harmless, secret=secret)
+
+
+def _i(
+    name: str, kind: Kind, type: str, default: str | None, doc: str, *, warn: bool = False
+) -> Option:
+    return Option(name, kind, type, default, "ignored", doc, warn=warn)
+
+
+_ONLY_WHEN_ENABLED = "Used only with enabled = yes, which is not supported yet."
+_GMAIL_ONLY = "Used only by Gmail repositories and synclabels, which are not supported yet."
+_EVAL = "Python expression (pythonfile helpers) for the value; not supported yet."
+_OAUTH = "XOAUTH2 login is not supported yet."
+
+# fmt: off
+OPTIONS: tuple[Option, ...] = (
+    # ---- [general] ----
+    _s("accounts", "general", "list", None,
+       "Accounts to sync, comma-separated; -a overrides it.", required=True),
+    _s("metadata", "general", "path", "~/.offlineimap",
+       "Directory for sync state; ~ and $VARS are expanded."),
+    _s("maxsyncaccounts", "general", "int", "1", "Accounts synced at the same time."),
+    _s("ui", "general", "str", None,
+       "quiet or basic (unset: basic); ttyui, syslog, machineui and blinkenlights are shown "
+       "as basic for now; -u overrides it."),
+    _s("pythonfile", "general", "path", None,
+       "Python file whose names the Python-valued options can use; ~ and $VARS expanded."),
+    _s("socktimeout", "general", "float", None,
+       "Seconds before a stalled network read or write fails (unset or 0: none); "
+       "fractions are allowed, OfflineIMAP takes whole seconds only."),
+    _s("fsync", "general", "bool", "yes", "Flush messages and state to disk at safe points."),
+    _i("ignore-readonly", "general", "bool", "no",
+       "Only silences OfflineIMAP's warnings about read-only IMAP folders."),
+    _u("dry-run", "general", "bool", "no",
+       "OfflineIMAP sets it itself for --dry-run; use --dry-run instead."),
+    _u("filename_use_mail_timestamp", "general", "bool", "no",
+       "Default for the Maildir option of that name (file names from the Date header)."),
+    _u("utime_from_header", "general", "bool", "no",
+       "Default for the Maildir option of that name (file times from the Date header)."),
+
+    # ---- [mbnames] ----
+    _u("enabled", "mbnames", "bool", "no", "Writing a mailbox list file is not built yet."),
+    _i("filename", "mbnames", "path", None, _ONLY_WHEN_ENABLED),
+    _i("header", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
+    _i("peritem", "mbnames", "str", None, _ONLY_WHEN_ENABLED),
+    _i("sep", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
+    _i("footer", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
+    _i("incremental", "mbnames", "bool", "no", _ONLY_WHEN_ENABLED),
+    _i("folderfilter", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
+    _i("sort_keyfunc", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
+
+    # ---- [Account X] ----
+    _s("localrepository", "account", "str", None,
+       "Name of the [Repository ...] synced as the local side (Maildir or IMAP).", required=True),
+    _s("remoterepository", "account", "str", None,
+       "Name of the [Repository ...] synced as the remote side (IMAP).", required=True),
+    _s("autorefresh", "account", "float", None,
+       "Minutes between syncs, fractions allowed (unset or 0: sync once; negative: warned, "
+       "sync once); -o ignores it."),
+    _s("quick", "account", "int", "0",
+       "Quick syncs between full ones (-1: always); read, but for now every sync is a full one, "
+       "which never does less than a quick one."),
+    _u("presynchook", "account", "str", "",
+       "Running a command before each sync is not built yet.", ""),
+    _u("postsynchook", "account", "str", "",
+       "Running a command after each sync is not built yet.", ""),
+    _u("maxsize", "account", "int", None, "Skipping messages above a size changes what is synced."),
+    _u("maxage", "account", "str", None, "Syncing only recent messages changes what is synced."),
+    _u("maildir-windows-compatible", "account", "bool", "no",
+       "Maildir file names with '!' instead of ':' are not supported yet."),
+    _u("synclabels", "account", "bool", "no", "Gmail labels are not supported yet."),
+    _i("labelsheader", "account", "str", "X-Keywords", _GMAIL_ONLY),
+    _i("ignorelabels", "account", "str", "", _GMAIL_ONLY),
+    _u("filterheaders", "account", "str", "",
+       "Stripping headers from uploaded messages is not supported yet.", ""),
+    _u("proxy", "account", "str", None, "SOCKS/HTTP proxies are not supported yet.", ""),
+    _u("authproxy", "account", "str", None, "SOCKS/HTTP proxies are not supported yet.", ""),
+    _u("utf8foldernames", "account", "bool", "no",
+       "UTF-8 local folder names are not supported yet (names stay IMAP UTF-7)."),
+    _i("skipsleep", "account", "bool", "no", "Set by OfflineIMAP itself on SIGUSR1."),
+    _u("status_backend", "account", "str", None, "OfflineIMAP 8 refuses it too; remove it."),
+
+    # ---- [Repository Y], any type ----
+    _s("type", "repository", "str", None,
+       "Maildir or IMAP (local side: either; remote side: IMAP); Gmail and GmailMaildir are "
+       "not supported yet.", required=True),
+    _s("readonly", "repository", "bool", "no", "Never change this repository (one-way sync)."),
+    _s("sync_deletes", "repository", "bool", "yes",
+       "Delete on the other side what is deleted here."),
+    _s("createfolders", "repository", "bool", "yes",
+       "Create folders here that exist only on the other side."),
+    _s("folderfilter", "repository", "python", None,
+       "lambda folder: bool, on this side's untranslated names (unset: all folders)."),
+    _s("nametrans", "repository", "python", None,
+       "lambda folder: str, this side's name to the other side's (unset: names unchanged)."),
+    _s("folderincludes", "repository", "python", "[]",
+       "List of folder names synced even if folderfilter rejects them."),
+    _i("foldersort", "repository", "python", None, "Only orders folders within one sync."),
+    _i("dynamic_folderfilter", "repository", "bool", "no",
+       "mailtwin applies folderfilter afresh on each sync, which is what yes asks for."),
+    _u("startdate", "repository", "str", None,
+       "Syncing only messages after a date changes what is synced."),
+
+    # ---- [Repository Y], type = Maildir ----
+    _s("localfolders", "repository:Maildir", "path", None,
+       "Directory holding the Maildir folders; ~ and $VARS expanded.", required=True),
+    _s("sep", "repository:Maildir", "str", ".",
+       "Put between folder name parts; '/' makes nested directories."),
+    _i("restoreatime", "repository:Maildir", "bool", "no",
+       "Folder access times are not restored after a sync (mail readers may mark new mail "
+       "differently); what is synced is the same.", warn=True),
+    _u("utime_from_header", "repository:Maildir", "bool", "no",
+       "Setting file times from the Date header is not supported yet."),
+    _u("filename_use_mail_timestamp", "repository:Maildir", "bool", "no",
+       "File names from the Date header are not supported yet."),
+    _u("customflag_[a-z]", "repository:Maildir", "str", None,
+       "Keyword-to-letter flags in Maildir file names are not supported yet."),
+
+    # ---- [Repository Y], type = IMAP ----
+    _s("remotehost", "repository:IMAP", "str", None, "Server host name.", required=True),
+    _s("remoteport", "repository:IMAP", "int", None,
+       "Server port (unset: 993 with ssl, else 143)."),
+    _s("remoteuser", "repository:IMAP", "str", None, "Login name."),
+    _s("remotepass", "repository:IMAP", "password", None,
+       "Password; write % as %%. Never shown in messages.", secret=True),
+    _s("remotepassfile", "repository:IMAP", "path", None,
+       "File whose first line (stripped) is the password, read when remotepass is unset; "
+       "~ is expanded, $VARS are not (as in OfflineIMAP)."),
+    _s("ssl", "repository:IMAP", "bool", "yes", "Connect with TLS from the start."),
+    _s("starttls", "repository:IMAP", "bool", "yes",
+       "With ssl = no: switch to TLS with STARTTLS, and stop if the server does not offer it "
+       "(OfflineIMAP then goes on in plain text); no: plain text."),
+    _s("expunge", "repository:IMAP", "bool", "yes",
+       "Remove deleted messages for good (no: only mark them \\Deleted)."),
+    _s("maxconnections", "repository:IMAP", "int", "1", "Connections used at the same time."),
+    _i("sep", "repository:IMAP", "str", None,
+       "The server's separator is used; OfflineIMAP ignores it here too."),
+    _u("remotehosteval", "repository:IMAP", "python", None, _EVAL),
+    _u("remoteporteval", "repository:IMAP", "python", None, _EVAL),
+    _u("remoteusereval", "repository:IMAP", "python", None, _EVAL),
+    _u("remotepasseval", "repository:IMAP", "python", None, _EVAL, secret=True),
+    _u("ipv6", "repository:IMAP", "bool", None, "Forcing IPv4 or IPv6 is not supported yet."),
+    _u("sslclientcert", "repository:IMAP", "path", None,
+       "TLS client certificates are not supported yet."),
+    _u("sslclientkey", "repository:IMAP", "path", None,
+       "TLS client certificates are not supported yet."),
+    _s("sslcacertfile", "repository:IMAP", "path", None,
+       "CA certificates (PEM) to verify the server with instead of the system's; OS-DEFAULT: "
+       "the system's; ~ and $VARS expanded; the file must exist."),
+    _u("cert_fingerprint", "repository:IMAP", "str", None,
+       "Pinning certificate fingerprints is not supported yet.", ""),
+    _u("ssl_version", "repository:IMAP", "str", None,
+       "Forcing a TLS version is not supported yet; ssl23 (negotiate) is what mailtwin does.",
+       "ssl23"),
+    _i("tls_level", "repository:IMAP", "str", "tls_compat",
+       "mailtwin uses Python's default TLS settings (TLS 1.2 or later), as strict as any level."),
+    _u("remote_identity", "repository:IMAP", "str", None,
+       "SASL authorization identities are not supported yet."),
+    _u("auth_mechanisms", "repository:IMAP", "list", "GSSAPI, XOAUTH2, CRAM-MD5, PLAIN, LOGIN",
+       "Choosing login mechanisms is not supported yet."),
+    _u("oauth2_client_id", "repository:IMAP", "str", None, _OAUTH),
+    _u("oauth2_client_secret", "repository:IMAP", "str", None, _OAUTH, secret=True),
+    _u("oauth2_client_id_eval", "repository:IMAP", "python", None, _OAUTH),
+    _u("oauth2_client_secret_eval", "repository:IMAP", "python", None, _OAUTH),
+    _u("oauth2_access_token", "repository:IMAP", "str", None, _OAUTH, secret=True),
+    _u("oauth2_access_token_eval", "repository:IMAP", "python", None, _OAUTH),
+    _u("oauth2_refresh_token", "repository:IMAP", "str", None, _OAUTH, secret=True),
+    _u("oauth2_refresh_token_eval", "repository:IMAP", "python", None, _OAUTH),
+    _u("oauth2_request_url", "repository:IMAP", "str", None, _OAUTH),
+    _u("preauthtunnel", "repository:IMAP", "str", None, "Tunnels are not supported yet."),
+    _u("transporttunnel", "repository:IMAP", "str", None, "Tunnels are not supported yet."),
+    _u("reference", "repository:IMAP", "str", '""',
+       "A folder root prefix changes which folders are synced.", '""', ""),
+    _u("decodefoldernames", "repository:IMAP", "bool", "no",
+       "Decoding IMAP UTF-7 folder names is not supported yet."),
+    _u("idlefolders", "repository:IMAP", "python", "[]",
+       "IDLE (sync on new mail between autorefresh runs) is not built yet.", "[]"),
+    _i("usecompression", "repository:IMAP", "bool", "no",
+       "The connection is not compressed (more bytes, same result).", warn=True),
+    _i("singlethreadperfolder", "repository:IMAP", "bool", "no",
+       "Only how work is spread over connections."),
+    _i("holdconnectionopen", "repository:IMAP", "bool", "no",
+       "Connections are made afresh for each autorefresh sync; same result."),
+    _i("keepalive", "repository:IMAP", "int", "0",
+       "Only matters with holdconnectionopen, which is ignored."),
+    _u("subscribedonly", "repository:IMAP", "bool", "no",
+       "Syncing only subscribed folders is not supported yet."),
+    _u("newmail_hook", "repository:IMAP", "python", None,
+       "Running code on new mail is not built yet."),
+    _i("retrycount", "repository:IMAP", "int", "2",
+       "A failed fetch fails that folder instead; the next run resumes it."),
+    _u("copy_ignore_eval", "repository:IMAP", "python", None,
+       "Skipping listed UIDs changes what is synced."),
+    _i("trashfolder", "repository:IMAP", "str", "[Gmail]/Trash", _GMAIL_ONLY),
+    _i("spamfolder", "repository:IMAP", "str", "[Gmail]/Spam", _GMAIL_ONLY),
+)
+# fmt: on
+
+_PATTERN = re.compile(r"customflag_[a-z]")
+_BY_KEY: dict[tuple[Kind, str], Option] = {(o.section, o.name): o for o in OPTIONS}
+_NAMES: dict[str, list[Option]] = {}
+for _o in OPTIONS:
+    _NAMES.setdefault(_o.name, []).append(_o)
+
+
+def _key(name: str) -> str:
+    return "customflag_[a-z]" if _PATTERN.fullmatch(name) else name
+
+
+def lookup(kinds: tuple[Kind, ...], name: str) -> Option | None:
+    """The row for option ``name`` in a section of one of ``kinds`` (most specific first)."""
+    key = _key(name)
+    for kind in kinds:
+        opt = _BY_KEY.get((kind, key))
+        if opt is not None:
+            return opt
+    return None
+
+
+def elsewhere(name: str) -> list[Option]:
+    """Rows for ``name`` in any section: to tell a misplaced option from an unknown one."""
+    return _NAMES.get(_key(name), [])
+
+
+def option(kind: Kind, name: str) -> Option:
+    """The row for a name the loader reads; a missing row is a bug in this table."""
+    return _BY_KEY[(kind, name)]
+
+
+def section_kinds(kind: Literal["general", "mbnames", "account"] | RepoType) -> tuple[Kind, ...]:
+    """The row kinds that apply to a section: a Maildir repository takes both its own rows and
+    the rows for every repository."""
+    if kind == "Maildir":
+        return ("repository:Maildir", "repository")
+    if kind == "IMAP":
+        return ("repository:IMAP", "repository")
+    return (kind,)
+
+
+UI_KINDS: Mapping[str, Literal["quiet", "basic"]] = {
+    # OfflineIMAP's UI names (UI_LIST); those mailtwin lacks are shown as basic for now
+    "quiet": "quiet",
+    "basic": "basic",
+    "ttyui": "basic",
+    "syslog": "basic",
+    "machineui": "basic",
+    "blinkenlights": "basic",
+}
+
+
+def ui_kind(name: str) -> Literal["quiet", "basic"] | None:
+    """How mailtwin shows OfflineIMAP's UI ``name`` (any case; old "Curses.Blinkenlights" too)."""
+    return UI_KINDS.get(name.strip().split(".")[-1].lower())

@@ -1,0 +1,267 @@
+"""One account: lock, status, both stores, folder pairs; each folder pair synced in turn."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mailtwin.config.model import AccountConfig, GeneralConfig, RepositoryConfig
+from mailtwin.errors import ConfigError, FolderError, SafetyStop
+from mailtwin.model import SYSTEM_FLAGS, Side
+from mailtwin.state.lock import AccountLock
+from mailtwin.state.status import StatusDB
+from mailtwin.stores.base import Folder, Store
+from mailtwin.sync.folder import sync_folder
+from mailtwin.sync.folders import FolderPair, RepoView, pair_folders
+from mailtwin.sync.options import RunOptions
+from mailtwin.sync.plan import Copy, Delete, Plan, SetFlags, SyncOptions
+from mailtwin.ui import events as ev
+
+SIDE_NAME = {Side.A: "local", Side.B: "remote"}
+
+
+def display(name: str) -> str:
+    """A folder name as people read it: modified UTF-7 decoded where it is that."""
+    if "&" not in name:
+        return name
+    from imapclient import imap_utf7
+
+    try:
+        return str(imap_utf7.decode(name.encode("ascii")))
+    except (UnicodeError, ValueError):
+        return name
+
+
+def make_store(repo: RepositoryConfig, general: GeneralConfig, opts: RunOptions) -> Store:
+    if repo.type == "Maildir":
+        from mailtwin.stores.maildir import MaildirStore
+
+        assert repo.localfolders is not None
+        return MaildirStore(
+            repo.localfolders,
+            sep=repo.sep,
+            fsync=general.fsync,
+            readonly=repo.readonly,
+            # OfflineIMAP's FMD5 is the md5 of the name after the local nametrans
+            visible_name=repo.nametrans,
+        )
+    from mailtwin.stores.imap.store import ImapSettings, ImapStore
+
+    assert repo.remotehost is not None
+    if repo.remotepass is None:
+        raise ConfigError(
+            "no password: set remotepass or remotepassfile",
+            repo.section,
+            "remotepass",
+        )
+    debug: Callable[[str], None] | None = None
+    if opts.debug & {"imap", "all"}:
+        import sys
+
+        def debug(line: str) -> None:
+            print(f"imap[{repo.name}]: {line}", file=sys.stderr)
+
+    return ImapStore(
+        ImapSettings(
+            host=repo.remotehost,
+            port=repo.remoteport,
+            user=repo.remoteuser or "",
+            password=repo.remotepass,
+            ssl=repo.ssl,
+            starttls=repo.starttls,
+            timeout=general.socktimeout,
+            readonly=repo.readonly,
+            expunge=repo.expunge,
+            maxconnections=1 if opts.single else repo.maxconnections,
+            debug=debug,
+            cafile=str(repo.sslcacertfile) if repo.sslcacertfile else None,
+        )
+    )
+
+
+def repo_view(repo: RepositoryConfig, sep: str) -> RepoView:
+    return RepoView(
+        section=f"Repository {repo.name}",
+        sep=sep,
+        folderfilter=repo.folderfilter,
+        nametrans=repo.nametrans,
+        folderincludes=repo.folderincludes,
+        createfolders=repo.createfolders,
+        writable=not repo.readonly,
+    )
+
+
+@dataclass
+class AccountSync:
+    acct: AccountConfig
+    general: GeneralConfig
+    opts: RunOptions
+    emit: ev.Emit
+    stop: Callable[[], bool] = lambda: False  # asked to stop after the current folder
+
+    @property
+    def repos(self) -> dict[Side, RepositoryConfig]:
+        return {Side.A: self.acct.local, Side.B: self.acct.remote}
+
+    async def run(self) -> bool:
+        """Sync the account once; True when every folder synced."""
+        name = self.acct.name
+        start = time.monotonic()
+        self.emit(ev.AccountStarted(name))
+        meta = self.general.metadata
+        with AccountLock(meta, name):
+            db = StatusDB.open(meta / f"Account-{name}" / "mailtwin.db", fsync=self.general.fsync)
+            stores = {s: make_store(self.repos[s], self.general, self.opts) for s in Side}
+            try:
+                await asyncio.gather(*(stores[s].connect() for s in Side))
+                ok = await self._sync_folders(stores, db)
+            finally:
+                await asyncio.gather(*(stores[s].close() for s in Side), return_exceptions=True)
+                db.close()
+        self.emit(ev.AccountDone(name, ok, time.monotonic() - start))
+        return ok
+
+    def sync_options(self, stores: dict[Side, Store]) -> SyncOptions:
+        flags = [stores[s].caps.flags for s in Side]
+        keep = None  # None: both sides keep any flag and keyword
+        for f in flags:
+            if f is not None:
+                keep = f if keep is None else keep & f
+        return SyncOptions(
+            writable={s: not self.repos[s].readonly for s in Side},
+            deletes_from={s: self.repos[s].sync_deletes for s in Side},
+            flags=keep,
+        )
+
+    async def _sync_folders(self, stores: dict[Side, Store], db: StatusDB) -> bool:
+        name = self.acct.name
+        listed = await asyncio.gather(*(stores[s].list_folders() for s in Side))
+        seps: dict[Side, str] = {}
+        for s, folders in zip(Side, listed, strict=True):
+            if self.repos[s].type == "Maildir":
+                seps[s] = self.repos[s].sep
+            else:
+                seps[s] = next((f.sep for f in folders if f.sep), "/")
+        views = {s: repo_view(self.repos[s], seps[s]) for s in Side}
+        known = {(f.name_a, f.name_b): f for f in db.folders()}
+        pairs = pair_folders(
+            listed[0],
+            listed[1],
+            views[Side.A],
+            views[Side.B],
+            known=list(known),
+        )
+        sopts = self.sync_options(stores)
+        ok = True
+        for pair in pairs:
+            if self.stop():
+                break
+            label = display(pair.name_b)
+            try:
+                await self._sync_pair(pair, label, stores, db, sopts)
+            except (FolderError, SafetyStop) as e:
+                ok = False
+                self.emit(ev.Failed(name, str(e), label, e.hint))
+        return ok
+
+    async def _sync_pair(
+        self,
+        pair: FolderPair,
+        label: str,
+        stores: dict[Side, Store],
+        db: StatusDB,
+        sopts: SyncOptions,
+    ) -> None:
+        name = self.acct.name
+        fstate = db.folder(pair.name_a, pair.name_b)
+        missing = [s for s in Side if not pair.exists(s)]
+        if fstate is not None and missing:
+            if len(missing) == 2:
+                return
+            gone = missing[0]
+            raise SafetyStop(
+                f"folder {label}: synced before, but gone from the {SIDE_NAME[gone]} side "
+                f"({self.repos[gone].name}); not re-creating it",
+                hint=f"if it was deleted on purpose, delete {display(pair.name(gone.other))!r} "
+                f"on the {SIDE_NAME[gone.other]} side too (or exclude it with folderfilter)",
+            )
+        for s in missing:
+            view_ok = self.repos[s].createfolders and not self.repos[s].readonly
+            if not view_ok:
+                return  # OfflineIMAP: that side does not get new folders; nothing to sync
+            self.emit(ev.FolderCreated(name, s, display(pair.name(s)), self.opts.dry_run))
+            if not self.opts.dry_run:
+                await stores[s].create_folder(pair.name(s))
+        if self.opts.dry_run:
+            await self._dry_run(pair, label, stores, db, sopts, missing)
+            return
+        if fstate is None:
+            fstate = db.add_folder(pair.name_a, pair.name_b)
+        folders = await self._open(pair, stores)
+        try:
+            res = await sync_folder(folders, db, fstate, sopts, label=label)
+        finally:
+            await asyncio.gather(*(f.close() for f in folders.values()), return_exceptions=True)
+        r = res.report
+        for line in r.failures:
+            self.emit(ev.Warning(name, line, label))
+        self.emit(ev.FolderDone(name, label, r.copies, r.flags, r.deletions, len(r.failures)))
+
+    async def _open(self, pair: FolderPair, stores: dict[Side, Store]) -> dict[Side, Folder]:
+        opened = await asyncio.gather(
+            *(stores[s].open_folder(pair.name(s), self.repos[s].readonly) for s in Side)
+        )
+        return dict(zip(Side, opened, strict=True))
+
+    async def _dry_run(
+        self,
+        pair: FolderPair,
+        label: str,
+        stores: dict[Side, Store],
+        db: StatusDB,
+        sopts: SyncOptions,
+        missing: list[Side],
+    ) -> None:
+        from mailtwin.sync.plan import EMPTY, plan
+
+        snaps = {}
+        for s in Side:
+            if s in missing:
+                snaps[s] = EMPTY
+            else:
+                f = await stores[s].open_folder(pair.name(s), True)
+                try:
+                    snaps[s] = await f.snapshot()
+                finally:
+                    await f.close()
+        fstate = db.folder(pair.name_a, pair.name_b)
+        rows = db.pairs(fstate) if fstate is not None else []
+        p = plan(snaps[Side.A], snaps[Side.B], rows, sopts)
+        self.emit(_planned(self.acct.name, label, p))
+
+
+def _planned(account: str, label: str, p: Plan) -> ev.FolderPlanned:
+    lines: list[str] = []
+    for c in p.copies:
+        lines.append(
+            f"copy {SIDE_NAME[c.source]} {c.id} → {SIDE_NAME[c.source.other]}"
+            + (f" ({' '.join(sorted(c.flags))})" if c.flags else "")
+        )
+    for f in p.flag_changes:
+        change = " ".join([f"+{x}" for x in sorted(f.add)] + [f"-{x}" for x in sorted(f.remove)])
+        lines.append(f"flags {SIDE_NAME[f.side]} {f.id}: {change}")
+    for d in p.deletions:
+        lines.append(f"delete {SIDE_NAME[d.side]} {d.id}")
+    return ev.FolderPlanned(
+        account,
+        label,
+        {s: p.count(Copy, s) for s in Side},
+        {s: p.count(SetFlags, s) for s in Side},
+        {s: p.count(Delete, s) for s in Side},
+        tuple(lines),
+    )
+
+
+__all__ = ["SIDE_NAME", "SYSTEM_FLAGS", "AccountSync", "display", "make_store"]

@@ -1,0 +1,129 @@
+"""Folder pairing: which folder on A goes with which on B, and which to create. Pure.
+
+OfflineIMAP's rules, kept: folders are paired from the remote side (B): a B folder ``nb`` pairs
+with ``nametrans_B(nb)`` with B's separator replaced by A's. An A folder no B folder pairs with
+is new: it is created on B as ``nametrans_A(na)`` (separators swapped) when B creates folders
+and that name passes B's folderfilter, and only if it comes back to ``na`` through B's
+nametrans: otherwise every run would create another folder. Unlike OfflineIMAP, every such
+problem is found before anything is written, and two folders that would become one is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from mailtwin.errors import ConfigError
+from mailtwin.model import FolderInfo, Side
+
+
+@dataclass(frozen=True, slots=True)
+class RepoView:
+    """What pairing needs to know of one repository."""
+
+    section: str  # "Repository NAME", for errors
+    sep: str
+    folderfilter: Callable[[str], bool]
+    nametrans: Callable[[str], str]
+    folderincludes: tuple[str, ...] = ()
+    createfolders: bool = True
+    writable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FolderPair:
+    name_a: str
+    name_b: str
+    exists_a: bool
+    exists_b: bool
+
+    def name(self, side: Side) -> str:
+        return self.name_a if side is Side.A else self.name_b
+
+    def exists(self, side: Side) -> bool:
+        return self.exists_a if side is Side.A else self.exists_b
+
+
+def _listed(folders: Sequence[FolderInfo], repo: RepoView) -> list[str]:
+    names = [f.name for f in folders if f.selectable and _accepts(repo, f.name)]
+    names += [n for n in repo.folderincludes if n not in names]
+    return names
+
+
+def _accepts(repo: RepoView, name: str) -> bool:
+    # the config's callables report their own failures as ConfigError
+    return bool(repo.folderfilter(name))
+
+
+def _translate(repo: RepoView, name: str, to_sep: str) -> str:
+    out = repo.nametrans(name)
+    return out.replace(repo.sep, to_sep) if repo.sep != to_sep else out
+
+
+def pair_folders(
+    listed_a: Sequence[FolderInfo],
+    listed_b: Sequence[FolderInfo],
+    a: RepoView,
+    b: RepoView,
+    known: Collection[tuple[str, str]] = (),
+    only_b: Collection[str] | None = None,
+) -> list[FolderPair]:
+    """Every folder pair to sync. ``known``: (name_a, name_b) pairs the status remembers;
+    ``only_b``: ``-f``, names as on B. Raises ConfigError naming both folders on a clash."""
+    names_a = _listed(listed_a, a)
+    names_b = _listed(listed_b, b)
+    set_a, set_b = set(names_a), set(names_b)
+    pairs: dict[str, FolderPair] = {}  # by name on A
+    by_b: dict[str, str] = {}
+
+    def add(na: str, nb: str) -> None:
+        if only_b is not None and nb not in only_b:
+            return
+        if na in pairs and pairs[na].name_b != nb:
+            raise ConfigError(
+                f"folders {pairs[na].name_b!r} and {nb!r} both become {na!r}",
+                b.section,
+                "nametrans",
+                hint="change nametrans or folderfilter so that each folder keeps its own name",
+            )
+        if nb in by_b and by_b[nb] != na:
+            raise ConfigError(
+                f"folders {by_b[nb]!r} and {na!r} both become {nb!r}",
+                a.section,
+                "nametrans",
+                hint="change nametrans or folderfilter so that each folder keeps its own name",
+            )
+        pairs[na] = FolderPair(na, nb, na in set_a, nb in set_b)
+        by_b[nb] = na
+
+    for nb in names_b:
+        add(_translate(b, nb, a.sep), nb)
+    for na, nb in known:
+        # a pair synced before stays a pair (and is reported if one side is gone)
+        if na not in pairs and nb not in by_b and _accepts(b, nb) and _accepts(a, na):
+            add(na, nb)
+    for na in names_a:
+        if na in pairs:
+            continue
+        nb = _translate(a, na, b.sep)
+        if nb in by_b:
+            raise ConfigError(
+                f"folder {na!r} becomes {nb!r}, which already pairs with {by_b[nb]!r}",
+                a.section,
+                "nametrans",
+                hint="set nametrans on both repositories so that names map back and forth",
+            )
+        if not _accepts(b, nb):
+            continue  # OfflineIMAP: not created where it would be filtered out
+        back = _translate(b, nb, a.sep)
+        if back != na:
+            raise ConfigError(
+                f"folder {na!r} would be created as {nb!r}, which becomes {back!r} in "
+                "return: every run would create another folder",
+                a.section,
+                "nametrans",
+                hint="set nametrans on both repositories so that names map back and forth, "
+                "or use folderfilter to keep this folder from being created",
+            )
+        add(na, nb)
+    return sorted(pairs.values(), key=lambda p: (p.name_b != "INBOX", p.name_b))

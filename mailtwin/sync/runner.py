@@ -1,0 +1,124 @@
+"""Accounts: run each (up to maxsyncaccounts at once), repeat on autorefresh, stop on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import traceback
+
+from mailtwin.config.model import AccountConfig, Config
+from mailtwin.errors import ConfigError, LockedError, MailtwinError
+from mailtwin.sync.account import AccountSync, display, make_store
+from mailtwin.sync.options import RunOptions
+from mailtwin.ui import events as ev
+from mailtwin.ui.text import make_ui
+
+OK, FAILED, USAGE, LOCKED = 0, 1, 2, 3
+
+
+def run(config: Config, opts: RunOptions) -> int:
+    emit = make_ui(opts.ui, opts.logfile, opts.syslog)
+    if opts.folders:
+        from mailtwin.config.load import only_folders
+
+        config = only_folders(config, opts.folders)
+    if opts.info:
+        return asyncio.run(_info(config, opts, emit))
+    return asyncio.run(_run(config, opts, emit))
+
+
+async def _run(config: Config, opts: RunOptions, emit: ev.Emit) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: int) -> None:
+        if stop.is_set():  # asked twice: stop now
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    limit = asyncio.Semaphore(1 if opts.single else max(1, config.general.maxsyncaccounts))
+    codes = await asyncio.gather(
+        *(_account_loop(a, config, opts, emit, stop, limit) for a in config.accounts.values())
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    for code in (LOCKED, USAGE, FAILED):
+        if code in codes:
+            return code
+    return OK
+
+
+async def _account_loop(
+    acct: AccountConfig,
+    config: Config,
+    opts: RunOptions,
+    emit: ev.Emit,
+    stop: asyncio.Event,
+    limit: asyncio.Semaphore,
+) -> int:
+    worst = OK
+    while True:
+        async with limit:
+            code = await _account_once(acct, config, opts, emit, stop)
+        worst = max(worst, code) if code != LOCKED else LOCKED
+        if opts.once or opts.dry_run or acct.autorefresh is None or stop.is_set():
+            return worst
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=acct.autorefresh * 60)
+            return worst
+        except TimeoutError:
+            continue
+
+
+async def _account_once(
+    acct: AccountConfig, config: Config, opts: RunOptions, emit: ev.Emit, stop: asyncio.Event
+) -> int:
+    sync = AccountSync(acct, config.general, opts, emit, stop=stop.is_set)
+    try:
+        return OK if await sync.run() else FAILED
+    except LockedError as e:
+        emit(ev.Failed(acct.name, str(e), hint=e.hint))
+        return LOCKED
+    except ConfigError as e:
+        emit(ev.Failed(acct.name, str(e), hint=e.hint))
+        return USAGE
+    except MailtwinError as e:
+        emit(ev.Failed(acct.name, str(e), hint=e.hint))
+        return FAILED
+    except Exception as e:  # the account boundary: a bug here must not stop other accounts
+        traceback.print_exc(file=sys.stderr)
+        emit(ev.Failed(acct.name, f"internal error: {e!r}", hint="please report this bug"))
+        return FAILED
+
+
+async def _info(config: Config, opts: RunOptions, emit: ev.Emit) -> int:
+    code = OK
+    for acct in config.accounts.values():
+        lines = [f"account {acct.name}"]
+        for role, repo in (("local", acct.local), ("remote", acct.remote)):
+            where = (
+                str(repo.localfolders)
+                if repo.type == "Maildir"
+                else (f"{repo.remotehost}:{repo.remoteport or ('993' if repo.ssl else '143')}")
+            )
+            lines.append(f"  {role} repository {repo.name}: {repo.type} {where}")
+            store = make_store(repo, config.general, opts)
+            try:
+                await store.connect()
+                caps = getattr(store, "capabilities", None)
+                if caps:
+                    lines.append("    capabilities: " + " ".join(sorted(caps)))
+                for f in await store.list_folders():
+                    lines.append(
+                        f"    folder {display(f.name)}" + ("" if f.selectable else " (no select)")
+                    )
+            except MailtwinError as e:
+                lines.append(f"    error: {e}")
+                code = FAILED
+            finally:
+                await store.close()
+        emit(ev.Info(acct.name, tuple(lines)))
+    return code

@@ -1,0 +1,97 @@
+"""Text renderers: basic (a line per account and per changed folder) and quiet (problems only).
+
+OfflineIMAP's other interface names (ttyui, blinkenlights, machineui, syslog) are shown as basic
+until their own renderers exist; ``-l`` copies every line to a file and ``-s`` to syslog.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from mailtwin.model import Side
+from mailtwin.ui import events as ev
+
+LOCAL, REMOTE = Side.A, Side.B
+
+
+def _counts(label: str, c: dict[Side, int]) -> str | None:
+    if not c[LOCAL] and not c[REMOTE]:
+        return None
+    return f"{label}: {c[LOCAL]} local, {c[REMOTE]} remote"
+
+
+def summary(copies: dict[Side, int], flags: dict[Side, int], dels: dict[Side, int]) -> str:
+    parts = [
+        p
+        for p in (
+            _counts("new", copies),
+            _counts("flags", flags),
+            _counts("deleted", dels),
+        )
+        if p
+    ]
+    return "; ".join(parts) if parts else "no changes"
+
+
+def render(e: ev.Event) -> tuple[str | None, bool]:
+    """The line for an event (None: nothing to say at this level), and whether it is a problem."""
+    if isinstance(e, ev.Failed):
+        where = f" folder {e.folder}:" if e.folder else ""
+        line = f"ERROR: account {e.account}:{where} {e.text}"
+        if e.hint:
+            line += f"\n  hint: {e.hint}"
+        return line, True
+    if isinstance(e, ev.Warning):
+        where = f" folder {e.folder}:" if e.folder else ""
+        return f"WARNING: account {e.account}:{where} {e.text}", True
+    if isinstance(e, ev.AccountStarted):
+        return f"account {e.account}: syncing", False
+    if isinstance(e, ev.AccountDone):
+        state = "done" if e.ok else "finished with errors"
+        return f"account {e.account}: {state} in {e.seconds:.2f} s", False
+    if isinstance(e, ev.FolderCreated):
+        side = "local" if e.side is LOCAL else "remote"
+        verb = "would create" if e.dry_run else "created"
+        return f"  {verb} folder {e.name} on the {side} side", False
+    if isinstance(e, ev.FolderPlanned):
+        head = f"  folder {e.folder} (dry run): {summary(e.copies, e.flags, e.deletions)}"
+        return "\n".join([head, *(f"    {d}" for d in e.details)]), False
+    if isinstance(e, ev.FolderDone):
+        s = summary(e.copies, e.flags, e.deletions)
+        if s == "no changes" and not e.failed:
+            return None, False
+        return f"  folder {e.folder}: {s}", False
+    if isinstance(e, ev.Info):
+        return "\n".join(e.lines), False
+    return None, False
+
+
+def make_ui(
+    name: str, logfile: Path | None = None, syslog: bool = False, out: TextIO | None = None
+) -> Callable[[ev.Event], None]:
+    verbose = name != "quiet"
+    stdout = out or sys.stdout
+    log = open(logfile, "a", encoding="utf-8") if logfile else None  # noqa: SIM115 - lives as long as the run
+    if syslog:
+        import syslog as sl
+
+        sl.openlog("mailtwin", sl.LOG_PID, sl.LOG_MAIL)
+
+    def emit(e: ev.Event) -> None:
+        line, problem = render(e)
+        if line is None:
+            return
+        if log is not None:
+            log.write(line + "\n")
+            log.flush()
+        if syslog:
+            sl.syslog(sl.LOG_ERR if problem else sl.LOG_INFO, line)
+        if problem:
+            print(line, file=sys.stderr, flush=True)
+        elif verbose:
+            print(line, file=stdout, flush=True)
+
+    return emit
