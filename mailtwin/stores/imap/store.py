@@ -1,0 +1,636 @@
+"""ImapStore: an IMAP account as a Store. Capabilities pick the strategies once, at connect.
+
+Every command is batched by UID sets and pipelined; bodies stream from the socket to the sink
+(fetch) and from a spool file to the socket (receiver). Folder names stay in modified UTF-7.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO
+
+from mailtwin.content import KeyBuilder, LfToCrlf
+from mailtwin.errors import FolderError, InternalError, MessageError, cut
+from mailtwin.model import (
+    Delivered,
+    Flags,
+    FolderInfo,
+    MessageId,
+    MessageInfo,
+    Snapshot,
+    StoreCaps,
+)
+from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, ReceiveResult
+from mailtwin.stores.imap import parse, wire
+from mailtwin.stores.imap.parse import SelectInfo
+from mailtwin.stores.imap.transport import Connection, Done
+from mailtwin.stores.imap.wire import (
+    Arg,
+    BodyChunk,
+    BodyEnd,
+    BodyStart,
+    Event,
+    Literal,
+    Untagged,
+)
+
+FETCH_BATCH = 200  # messages per UID FETCH command (all batches are pipelined)
+SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk
+APPEND_BATCH_BYTES = 8 * 1024 * 1024  # uploads sent as one batch (one MULTIAPPEND)
+APPEND_BATCH_COUNT = 1000
+STRATEGY_CAPS = ("UIDPLUS", "LITERAL+", "LITERAL-", "MULTIAPPEND", "CONDSTORE", "QRESYNC", "MOVE")
+_FLAG = re.compile(r"\\?[^\x00-\x20(){%*\"\\\]\x7f-\U0010ffff]+\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    host: str
+    port: int | None  # None: 993 with ssl, else 143
+    user: str
+    password: str = field(repr=False)
+    ssl: bool
+    starttls: bool
+    timeout: float | None
+    readonly: bool
+    expunge: bool
+    maxconnections: int = 1
+    debug: Callable[[str], None] | None = None
+    cafile: str | None = None  # OfflineIMAP's sslcacertfile; None: the system's trust store
+    ignore_caps: frozenset[str] = frozenset()  # act as if the server lacked these (tests, quirks)
+
+    @property
+    def real_port(self) -> int:
+        return self.port if self.port is not None else 993 if self.ssl else 143
+
+
+class _Session:
+    """One connection, its lock and what it has selected."""
+
+    __slots__ = ("conn", "fresh", "info", "lock", "readonly", "selected")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = asyncio.Lock()
+        self.selected: str | None = None
+        self.readonly = True
+        self.info = SelectInfo()
+        self.fresh = False  # selected and no snapshot taken since
+
+
+class _Pool:
+    """Up to ``size`` connections, opened on demand; a lease prefers the one that has the
+    wanted folder selected."""
+
+    def __init__(self, opener: Callable[[], Awaitable[Connection]], size: int) -> None:
+        self._open = opener
+        self._size = max(1, size)
+        self._opening = 0
+        self.sessions: list[_Session] = []
+
+    async def first(self) -> _Session:
+        if not self.sessions:
+            self.sessions.append(_Session(await self._open()))
+        return self.sessions[0]
+
+    @asynccontextmanager
+    async def lease(
+        self, folder: str | None = None, session: _Session | None = None
+    ) -> AsyncIterator[_Session]:
+        s = session or await self._pick(folder)
+        async with s.lock:
+            yield s
+
+    async def _pick(self, folder: str | None) -> _Session:
+        idle = [s for s in self.sessions if not s.lock.locked()]
+        for s in idle:
+            if s.selected == folder:
+                return s
+        if idle:
+            return idle[0]
+        if len(self.sessions) + self._opening < self._size:
+            self._opening += 1
+            try:
+                s = _Session(await self._open())
+            finally:
+                self._opening -= 1
+            self.sessions.append(s)
+            return s
+        for s in self.sessions:
+            if s.selected == folder:
+                return s
+        return await self.first()
+
+
+class ImapStore:
+    """An IMAP account (see ``ImapSettings``)."""
+
+    def __init__(self, settings: ImapSettings) -> None:
+        self.settings = settings
+        self._pool = _Pool(self._connection, settings.maxconnections)
+        self._caps = StoreCaps(flags=None, knows_new_ids=False)
+        self.server_caps: frozenset[str] = frozenset()
+
+    @property
+    def caps(self) -> StoreCaps:
+        return self._caps
+
+    def _say(self, line: str) -> None:
+        if self.settings.debug is not None:
+            self.settings.debug(line)
+
+    async def _connection(self) -> Connection:
+        st = self.settings
+        conn = Connection(
+            st.host,
+            st.real_port,
+            tls=st.ssl,
+            starttls=st.starttls,
+            timeout=st.timeout,
+            cafile=st.cafile,
+            debug=st.debug,
+            ignore_caps=st.ignore_caps,
+        )
+        ok = False
+        try:
+            await conn.open()
+            await conn.login(st.user, st.password)
+            ok = True
+        finally:
+            if not ok:
+                await conn.close()
+        return conn
+
+    async def connect(self) -> None:
+        caps = (await self._pool.first()).conn.caps
+        self.server_caps = caps
+        self._caps = StoreCaps(
+            flags=None,
+            knows_new_ids="UIDPLUS" in caps,
+            extra={c: c in caps for c in STRATEGY_CAPS},
+        )
+
+    async def close(self) -> None:
+        sessions, self._pool.sessions = self._pool.sessions, []
+        await asyncio.gather(*(s.conn.logout() for s in sessions))
+
+    async def list_folders(self) -> list[FolderInfo]:
+        entries: list[parse.ListEntry] = []
+
+        async def on(ev: Event) -> None:
+            if isinstance(ev, Untagged) and ev.parts[0][2:7].upper() == b"LIST ":
+                entries.append(parse.list_entry(ev))
+
+        async with self._pool.lease() as s:
+            done = await s.conn.run([b"LIST", b'""', b"*"], on)
+        if not done.ok:
+            raise FolderError(f"{s.conn.where}: cannot list folders: {cut(done.text)}")
+        out = []
+        for e in entries:
+            name = "INBOX" if e.name.upper() == "INBOX" else e.name
+            selectable = not e.attributes & {"\\noselect", "\\nonexistent"}
+            out.append(FolderInfo(name, e.sep, selectable))
+        return out
+
+    async def create_folder(self, name: str) -> None:
+        self._writable(name)
+        async with self._pool.lease() as s:
+            done = await s.conn.run([b"CREATE", wire.astring(name)])
+        if done.ok:
+            return
+        code = parse.response_code(done.text)
+        if (code and code[0] == b"ALREADYEXISTS") or b"exist" in done.text.lower():
+            return
+        raise FolderError(f"cannot create folder {parse.human_name(name)!r}: {cut(done.text)}")
+
+    async def open_folder(self, name: str, readonly: bool) -> ImapFolder:
+        readonly = readonly or self.settings.readonly
+        async with self._pool.lease(name) as s:
+            info = await self._select(s, name, readonly)
+        return ImapFolder(self, name, readonly, info)
+
+    async def _select(self, s: _Session, name: str, readonly: bool) -> SelectInfo:
+        info = SelectInfo()
+
+        async def on(ev: Event) -> None:
+            if isinstance(ev, Untagged):
+                info.update(ev)
+
+        cmd: list[Arg] = [b"EXAMINE" if readonly else b"SELECT", wire.astring(name)]
+        if "CONDSTORE" in s.conn.caps:
+            cmd.append(b"(CONDSTORE)")
+        s.selected = None  # a failed SELECT leaves nothing selected
+        done = await s.conn.run(cmd, on)
+        if not done.ok:
+            raise FolderError(f"cannot open folder {parse.human_name(name)!r}: {cut(done.text)}")
+        info.code(done.text)
+        if info.uidvalidity is None:
+            raise FolderError(f"folder {parse.human_name(name)!r}: server sent no UIDVALIDITY")
+        s.selected, s.readonly, s.info = name, readonly or info.readonly, info
+        s.fresh = True
+        return info
+
+    def _writable(self, what: str) -> None:
+        if self.settings.readonly:
+            raise InternalError(f"write to {parse.human_name(what)!r} on a read-only IMAP store")
+
+
+class ImapFolder:
+    """One folder of an ImapStore. Each operation leases a connection and selects the folder
+    on it again if another folder was selected meanwhile."""
+
+    def __init__(self, store: ImapStore, name: str, readonly: bool, info: SelectInfo) -> None:
+        self._store = store
+        self._name = name
+        self._human = parse.human_name(name)
+        self.readonly = readonly
+        self.info = info
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def caps(self) -> StoreCaps:
+        return self._store.caps
+
+    @asynccontextmanager
+    async def _use(
+        self, session: _Session | None = None, fresh: bool = False
+    ) -> AsyncIterator[_Session]:
+        """A connection with this folder selected. UIDs are those of the last snapshot: if
+        UIDVALIDITY changed since, only ``fresh`` use (a new snapshot) goes on."""
+        async with self._store._pool.lease(self._name, session) as s:
+            stale = s.selected != self._name or (s.readonly and not self.readonly)
+            if stale or (fresh and not s.fresh):
+                info = await self._store._select(s, self._name, self.readonly)
+                if fresh:
+                    self.info = info
+                elif info.uidvalidity != self.info.uidvalidity:
+                    raise FolderError(f"folder {self._human!r}: UIDVALIDITY changed while open")
+            yield s
+
+    def _fail(self, what: str, done: Done) -> FolderError:
+        return FolderError(f"folder {self._human!r}: {what} failed: {cut(done.text)}")
+
+    def _writable(self) -> None:
+        self._store._writable(self._name)
+        if self.readonly:
+            raise InternalError(f"write to folder {self._human!r} opened read-only")
+
+    async def snapshot(self) -> Snapshot:
+        messages: dict[MessageId, MessageInfo] = {}
+
+        async def on(ev: Event) -> None:
+            if isinstance(ev, Untagged):
+                item = parse.fetch_item(ev)
+                if item is not None and item.uid is not None and item.flags is not None:
+                    messages[item.uid] = MessageInfo(item.uid, item.flags)
+
+        async with self._use(fresh=True) as s:  # UIDNEXT and HIGHESTMODSEQ as of now
+            s.fresh = False
+            info = s.info
+            if s.conn.exists:
+                done = await s.conn.run([b"UID", b"FETCH", b"1:*", b"(UID FLAGS)"], on)
+                if not done.ok:
+                    raise self._fail("listing messages", done)
+        assert info.uidvalidity is not None
+        top = max((int(u) for u in messages), default=0) + 1
+        return Snapshot(info.uidvalidity, max(info.uidnext or 1, top), messages, info.highestmodseq)
+
+    async def fetch(self, ids: Sequence[MessageId], sink: BodySink) -> None:
+        sets = wire.uid_sets(_uids(ids), max_count=FETCH_BATCH)
+        if not sets:
+            return
+        writer: BodyWriter | None = None  # the message being fetched
+        seq = -1  # its sequence number
+        into: BodyWriter | None = None  # where chunks go: the writer, inside its BODY[] only
+        skipped: MessageError | None = None  # the first message the sink refused
+
+        async def deliver(ev: Event) -> None:
+            nonlocal writer, seq, into
+            if isinstance(ev, BodyChunk):
+                if into is not None:
+                    await into.write(ev.data)
+            elif isinstance(ev, BodyStart):
+                if ev.section.upper() == b"BODY[]":
+                    if writer is not None:  # a second BODY[] in one response: keep the last
+                        w, writer, into = writer, None, None
+                        await w.abort()
+                    writer = into = await sink.begin()
+                    seq = ev.seq
+            elif isinstance(ev, BodyEnd):
+                into = None
+            elif isinstance(ev, Untagged):
+                item = parse.fetch_item(ev)
+                if item is None or item.uid is None:
+                    return
+                if writer is not None and item.seq == seq:
+                    w, writer = writer, None
+                    await w.finish(item.uid, item.internal_date)
+                elif item.body is not None:  # sent as a quoted string, not a literal
+                    w = await sink.begin()
+                    await w.write(item.body)
+                    await w.finish(item.uid, item.internal_date)
+
+        async def on(ev: Event) -> None:
+            # the sink refusing one message skips that one; any other error stops the fetch
+            nonlocal writer, into, skipped
+            try:
+                await deliver(ev)
+            except MessageError as e:
+                w, writer, into = writer, None, None
+                skipped = skipped or e
+                if w is not None:
+                    await w.abort()
+
+        cmds = [[b"UID", b"FETCH", s, b"(UID INTERNALDATE BODY.PEEK[])"] for s in sets]
+        try:
+            async with self._use() as s:
+                dones = await s.conn.run_all(cmds, on)
+        finally:
+            if writer is not None:
+                await writer.abort()
+        for done in dones:
+            if not done.ok and b"EXPUNGEISSUED" not in done.text.upper():
+                raise self._fail("fetching messages", done)
+        if skipped is not None:
+            raise skipped
+
+    def receiver(self, meta: Mapping[MessageId, MessageInfo]) -> BodySink:
+        self._writable()
+        return _Receiver(self, meta)
+
+    async def store_flags(self, changes: Sequence[FlagChange]) -> None:
+        self._writable()
+        adds: dict[Flags, list[int]] = {}
+        removes: dict[Flags, list[int]] = {}
+        for ch in changes:
+            uid = _uid(ch.id)
+            add, remove = self._atoms(ch.add), self._atoms(ch.remove)
+            if add:
+                adds.setdefault(add, []).append(uid)
+            if remove:
+                removes.setdefault(remove, []).append(uid)
+        cmds = [
+            [b"UID", b"STORE", uids, op, _flag_list(flags)]
+            for op, groups in ((b"+FLAGS.SILENT", adds), (b"-FLAGS.SILENT", removes))
+            for flags, group in groups.items()
+            for uids in wire.uid_sets(group)
+        ]
+        await self._run_all(cmds, "changing flags")
+
+    async def delete(self, ids: Sequence[MessageId]) -> None:
+        self._writable()
+        sets = wire.uid_sets(_uids(ids))
+        if not sets:
+            return
+        cmds = [[b"UID", b"STORE", s, b"+FLAGS.SILENT", b"(\\Deleted)"] for s in sets]
+        if not self._store.settings.expunge:
+            await self._run_all(cmds, "deleting messages")
+        elif "UIDPLUS" in self._store.server_caps:
+            cmds += [[b"UID", b"EXPUNGE", s] for s in sets]
+            await self._run_all(cmds, "deleting messages")
+        else:
+            await self._expunge_if_only(cmds, set(_uids(ids)))
+
+    async def _expunge_if_only(self, cmds: Sequence[Sequence[Arg]], ours: set[int]) -> None:
+        """Without UID EXPUNGE: a bare EXPUNGE, only when no one else's message is \\Deleted."""
+        found: list[int] = []
+
+        async def on(ev: Event) -> None:
+            if isinstance(ev, Untagged) and ev.parts[0][2:8].upper() == b"SEARCH":
+                found.extend(parse.search_ids(ev))
+
+        async with self._use() as s:
+            dones = await s.conn.run_all([*cmds, [b"UID", b"SEARCH", b"DELETED"]], on)
+            for done in dones:
+                if not done.ok:
+                    raise self._fail("deleting messages", done)
+            if set(found) <= ours:
+                done = await s.conn.run([b"EXPUNGE"])
+                if not done.ok:
+                    raise self._fail("expunging", done)
+                return
+        self._store._say(
+            f"warning: folder {self._human!r} holds other messages marked \\Deleted; "
+            "not expunging (the server lacks UID EXPUNGE)"
+        )
+
+    async def _run_all(self, cmds: Sequence[Sequence[Arg]], what: str) -> None:
+        if not cmds:
+            return
+        async with self._use() as s:
+            dones = await s.conn.run_all(cmds)
+        for done in dones:
+            if not done.ok:
+                raise self._fail(what, done)
+
+    def _atoms(self, flags: Flags) -> Flags:
+        """Flags fit for a command: \\Recent (server-set) and malformed names dropped."""
+        out = frozenset(f for f in flags if f != "\\Recent" and _FLAG.match(f))
+        for bad in flags - out - {"\\Recent"}:
+            self._store._say(f"warning: folder {self._human!r}: flag {bad!r} cannot be stored")
+        return out
+
+    async def close(self) -> None:
+        pass
+
+
+def _uid(i: MessageId) -> int:
+    if isinstance(i, int) and i > 0:
+        return i
+    raise InternalError(f"not an IMAP UID: {i!r}")
+
+
+def _uids(ids: Sequence[MessageId]) -> list[int]:
+    return [_uid(i) for i in ids]
+
+
+def _flag_list(flags: Flags) -> bytes:
+    return b"(" + " ".join(sorted(flags)).encode("utf-8", "surrogateescape") + b")"
+
+
+# ---- uploads ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Message:
+    """A received message waiting in a batch: its spool (CRLF line ends) and what to send."""
+
+    source_id: MessageId
+    spool: IO[bytes]
+    size: int
+    key: str
+    message_id: str | None
+    flags: bytes
+    date: bytes | None
+
+    def args(self) -> list[Arg]:
+        self.spool.seek(0)
+        lit = Literal(self.spool, self.size)
+        return [self.flags, self.date, lit] if self.date else [self.flags, lit]
+
+
+class _Upload:
+    """One message being received: spooled with CRLF line ends, keyed on its bytes as sent."""
+
+    __slots__ = ("_crlf", "_key", "_receiver", "_spool")
+
+    def __init__(self, receiver: _Receiver) -> None:
+        self._receiver = receiver
+        # closed by the receiver once sent, or by abort()
+        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self._crlf = LfToCrlf()
+        self._key = KeyBuilder()
+
+    async def write(self, chunk: bytes) -> None:
+        self._key.feed(chunk)
+        self._spool.write(self._crlf.feed(chunk))
+
+    async def finish(self, source_id: MessageId, internal_date: datetime | None) -> None:
+        size = self._spool.tell()
+        assert size == self._key.crlf_size
+        await self._receiver._add(self._spool, size, source_id, internal_date, self._key.key())
+
+    async def abort(self) -> None:
+        self._spool.close()
+
+
+class _Receiver:
+    """APPENDs received messages to a folder in batches of a few MB: one MULTIAPPEND command
+    per batch where offered (one server transaction: several times faster on Dovecot), else
+    pipelined APPENDs; literals non-synchronizing with LITERAL+. A refused MULTIAPPEND is sent
+    again message by message, so only the bad ones fail. New UIDs come from APPENDUID; without
+    UIDPLUS, from searching Message-IDs above the UIDNEXT seen before."""
+
+    def __init__(self, folder: ImapFolder, meta: Mapping[MessageId, MessageInfo]) -> None:
+        self._folder = folder
+        self._meta = meta
+        self._session: _Session | None = None
+        self._batch: list[_Message] = []
+        self._batch_bytes = 0
+        self._uidnext: int | None = None
+        self._unknown: list[_Message] = []  # delivered, UID not known, has a Message-ID
+        self.result = ReceiveResult()
+        info = folder.info
+        self._allowed = info.flags if info.permanentflags is None else info.permanentflags
+
+    async def begin(self) -> BodyWriter:
+        return _Upload(self)
+
+    def _flags(self, source_id: MessageId) -> bytes:
+        info = self._meta.get(source_id)
+        flags = self._folder._atoms(info.flags) if info else frozenset()
+        anykw = "\\*" in self._allowed
+        return _flag_list(
+            frozenset(f for f in flags if f.startswith("\\") or anykw or f in self._allowed)
+        )
+
+    async def _add(
+        self, spool: IO[bytes], size: int, source_id: MessageId, date: datetime | None, key: str
+    ) -> None:
+        mid = None if key.startswith("#") else key.rsplit(" ", 1)[0]
+        when = parse.internaldate(date) if date is not None else None
+        self._batch.append(_Message(source_id, spool, size, key, mid, self._flags(source_id), when))
+        self._batch_bytes += size
+        if self._batch_bytes >= APPEND_BATCH_BYTES or len(self._batch) >= APPEND_BATCH_COUNT:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        if not batch:
+            return
+        caps = self._folder._store.server_caps
+        name = wire.astring(self._folder.name)
+        try:
+            if "UIDPLUS" not in caps and self._uidnext is None:
+                self._uidnext = await self._status_uidnext()
+            if "MULTIAPPEND" in caps and len(batch) > 1:
+                cmd: list[Arg] = [b"APPEND", name]
+                for m in batch:
+                    cmd += m.args()
+                (done,) = await self._run_all([cmd])
+                if done.ok:
+                    self._record(batch, done)
+                    return
+            dones = await self._run_all([[b"APPEND", name, *m.args()] for m in batch])
+            for m, done in zip(batch, dones, strict=True):
+                self._record([m], done)
+        finally:
+            for m in batch:
+                m.spool.close()
+
+    async def _run_all(self, cmds: list[list[Arg]]) -> list[Done]:
+        async with self._folder._store._pool.lease(session=self._session) as s:
+            self._session = s
+            return await s.conn.run_all(cmds)
+
+    def _record(self, msgs: list[_Message], done: Done) -> None:
+        if not done.ok:
+            for m in msgs:
+                self.result.failed[m.source_id] = f"server refused the message: {cut(done.text)}"
+            return
+        uids: list[int] | None = None
+        if "UIDPLUS" in self._folder._store.server_caps:
+            au = parse.appenduid(done.text)
+            if au is not None and au[0] == self._folder.info.uidvalidity:
+                uids = au[1] if len(au[1]) == len(msgs) else None
+        for i, m in enumerate(msgs):
+            self.result.delivered[m.source_id] = Delivered(uids[i] if uids else None, m.key)
+            if uids is None and m.message_id and m.message_id.isascii():
+                self._unknown.append(m)
+
+    async def _status_uidnext(self) -> int | None:
+        found: list[int] = []
+
+        async def on(ev: Event) -> None:
+            if isinstance(ev, Untagged) and ev.parts[0][2:9].upper() == b"STATUS ":
+                found.append(parse.status_items(ev)[1].get("UIDNEXT", 0))
+
+        cmd: list[Arg] = [b"STATUS", wire.astring(self._folder.name), b"(UIDNEXT)"]
+        async with self._folder._store._pool.lease(session=self._session) as s:
+            self._session = s
+            done = await s.conn.run(cmd, on)
+        if done.ok and found and found[0] > 0:
+            return found[0]
+        return self._folder.info.uidnext
+
+    async def close(self) -> ReceiveResult:
+        await self._flush()
+        if self._unknown and self._uidnext is not None:
+            await self._find_unknown(self._uidnext)
+        return self.result
+
+    async def _find_unknown(self, uidnext: int) -> None:
+        """Find new UIDs by Message-ID (one pipelined SEARCH each); ambiguous ones stay None."""
+        results: list[list[int]] = []
+
+        async def on(ev: Event) -> None:
+            if isinstance(ev, Untagged) and ev.parts[0][2:8].upper() == b"SEARCH":
+                results.append([u for u in parse.search_ids(ev) if u >= uidnext])
+
+        unknown = self._unknown
+        cmds = [
+            [b"UID", b"SEARCH", b"UID", b"%d:*" % uidnext, b"HEADER", b"Message-ID", wire.string(m)]
+            for m in (x.message_id for x in unknown)
+            if m is not None
+        ]
+        try:
+            async with self._folder._use(self._session) as s:
+                dones = await s.conn.run_all(cmds, on)
+        except FolderError:
+            return
+        if len(results) != len(cmds) or not all(d.ok for d in dones):
+            return  # cannot tell which answer is whose
+        counts: dict[str | None, int] = {}
+        for x in unknown:
+            counts[x.message_id] = counts.get(x.message_id, 0) + 1
+        for x, uids in zip(unknown, results, strict=True):
+            if len(uids) == 1 and counts[x.message_id] == 1:
+                self.result.delivered[x.source_id] = Delivered(uids[0], x.key)
