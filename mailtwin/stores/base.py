@@ -93,7 +93,8 @@ class Store(Protocol):
 
     async def list_folders(self) -> list[FolderInfo]:
         """Every folder by its name in this store: IMAP names stay in modified UTF-7 as the
-        server sends them (OfflineIMAP names its Maildir folders so too); Maildir names use `sep`."""
+        server sends them (OfflineIMAP names its Maildir folders so too); Maildir names use
+        `sep`."""
         ...
 
     async def create_folder(self, name: str) -> None:
