@@ -108,7 +108,7 @@ async def _info(config: Config, opts: RunOptions, emit: ev.Emit) -> int:
             store = make_store(repo, config.general, opts)
             try:
                 await store.connect()
-                caps = getattr(store, "capabilities", None)
+                caps = getattr(store, "server_caps", None)
                 if caps:
                     lines.append("    capabilities: " + " ".join(sorted(caps)))
                 for f in await store.list_folders():

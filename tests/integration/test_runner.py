@@ -1,0 +1,65 @@
+"""Daemon-ish behaviour of the CLI: autorefresh until a signal, --info, -u quiet, -l."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.dovecot import Dovecot, User
+from tests.integration.helpers import Env, msg
+
+
+@pytest.fixture
+def env(dovecot: Dovecot, imap_user: User, tmp_path: Path) -> Env:
+    e = Env(dovecot, imap_user, tmp_path)
+    e.write_config()
+    return e
+
+
+def test_autorefresh_repeats_until_sigterm(env: Env) -> None:
+    env.write_config(account="autorefresh = 0.01")  # 0.6 s between syncs
+    env.append("INBOX", msg(1), create=False)
+    log = env.tmp / "log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailtwin", "-c", str(env.config), "-l", str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            time.monotonic() < deadline
+            and len(env.local("INBOX") if (env.maildir / "INBOX").exists() else {}) < 1
+        ):
+            time.sleep(0.2)
+        env.append("INBOX", msg(2), create=False)
+        while time.monotonic() < deadline and len(env.local("INBOX")) < 2:
+            time.sleep(0.2)
+        assert len(env.local("INBOX")) == 2, "the second round did not sync the new message"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert log.read_text().count("account test: done") >= 2
+
+
+def test_info_shows_repositories_and_folders(env: Env) -> None:
+    env.append("Работа", msg(1))
+    p = env.run("--info")
+    assert "remote repository test-remote: IMAP 127.0.0.1" in p.stdout
+    assert "folder Работа" in p.stdout
+    assert "IMAP4REV1" in p.stdout.upper()
+    assert not env.maildir.exists() or not any(env.maildir.iterdir())
+
+
+def test_quiet_prints_nothing_on_success(env: Env) -> None:
+    env.append("INBOX", msg(1), create=False)
+    p = env.run("-u", "quiet")
+    assert p.stdout == "" and p.stderr == ""
+    assert len(env.local("INBOX")) == 1
