@@ -44,7 +44,7 @@ def test_autorefresh_repeats_until_sigterm(env: Env) -> None:
         assert len(env.local("INBOX")) == 2, "the second round did not sync the new message"
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert log.read_text().count("account test: done") >= 2
 
