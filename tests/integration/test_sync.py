@@ -193,7 +193,7 @@ def test_dry_run_changes_nothing_and_names_the_plan(env: Env, dovecot: Dovecot) 
 
 def test_folderfilter_nametrans_includes_and_flags(env: Env) -> None:
     env.write_config(
-        remote="""folderfilter = lambda f: f not in ['Spam']
+        remote="""folderfilter = lambda f: f not in ['Spam', 'Extra']
 nametrans = lambda f: re.sub('^Lists/', 'L.', f)
 folderincludes = ['Extra']""",
         local="""nametrans = lambda f: re.sub('^L\\\\.', 'Lists/', f)""",
@@ -210,8 +210,38 @@ folderincludes = ['Extra']""",
     env.add_local("L.new", "1700000007.x.host", lf(msg(5)))
     env.run()
     assert "Lists/new" in env.server_folders()
-    env.run("-k", "Repository_test-remote:folderfilter=lambda f: False")  # -k with _ for space
-    env.run("-a", "test")
+    # -k overrides an option; `_` stands for the space in the section name
+    env.append("Other", msg(6), create=False)
+    env.run("-k", "Repository_test-remote:folderfilter=lambda f: False")
+    assert len(env.local("Other")) == 1
+    env.run()
+    assert len(env.local("Other")) == 2
+
+
+def test_accounts_flag_picks_accounts(env: Env) -> None:
+    text = env.config.read_text().replace("accounts = test", "accounts = test, broken")
+    text += """
+[Account broken]
+localrepository = test-local
+remoterepository = broken-remote
+
+[Repository broken-remote]
+type = IMAP
+remotehost = 127.0.0.1
+remoteport = 1
+remoteuser = x
+remotepass = y
+ssl = no
+starttls = no
+"""
+    env.config.write_text(text)
+    env.append("INBOX", msg(1), create=False)
+    assert env.run(check=False).returncode == 1  # the broken account fails, test syncs
+    assert len(env.local("INBOX")) == 1
+    env.append("INBOX", msg(2), create=False)
+    p = env.run("-a", "test")
+    assert "broken" not in p.stdout + p.stderr
+    assert len(env.local("INBOX")) == 2
 
 
 def test_bad_password_closed_port_and_config_error(env: Env, dovecot: Dovecot) -> None:
