@@ -53,6 +53,7 @@ from mailtwin.stores.maildir_names import (
 __all__ = ["MaildirFolder", "MaildirStore", "folder_md5", "offlineimap_uid"]
 
 READ_CHUNK = 1 << 20
+MAX_PENDING = 256  # messages written and being fsynced before a batch lands
 WRITE_BUFFER = 256 * 1024
 RESOLVE_ROUNDS = 3  # rescans allowed for files a mail client keeps renaming under us
 
@@ -68,6 +69,13 @@ _delivery_seq = itertools.count()
 
 def _within(path: str, root: str) -> bool:
     return path.startswith(root + os.sep) if root != os.sep else path.startswith(os.sep)
+
+
+def _fsync_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: str) -> None:
@@ -443,7 +451,13 @@ class MaildirFolder:
 
 
 class _Sink:
-    """Delivers into one folder; the directories written to are fsynced once, at close()."""
+    """Delivers into one folder.
+
+    With fsync on, a finished message is not renamed into place at once: its fsync starts in a
+    worker thread while the next messages stream in, and the batch lands together (fsync done,
+    rename, one directory fsync) when it grows past MAX_PENDING or at close(). Speed then does
+    not pay for safety: the disk works while the network does.
+    """
 
     def __init__(self, folder: MaildirFolder, meta: Mapping[MessageId, MessageInfo]) -> None:
         self.folder = folder
@@ -453,6 +467,7 @@ class _Sink:
         self.pid = os.getpid()
         self.dirty: set[str] = set()
         self.open: set[_Writer] = set()
+        self.pending: list[tuple[_Writer, MessageId, asyncio.Future[None]]] = []
 
     def base(self, when: int, seq: int, uid: int | None) -> str:
         return new_base(when, seq, self.pid, self.host, uid, self.folder.fmd5)
@@ -475,13 +490,24 @@ class _Sink:
             self.open.add(w)
             return w
 
-    async def close(self) -> ReceiveResult:
-        for w in list(self.open):  # begun and never finished: nothing to report, drop the file
-            await w.abort()
+    async def land_pending(self) -> None:
+        """Wait for the started fsyncs, then rename each message into place."""
+        pending, self.pending = self.pending, []
+        for w, source_id, synced in pending:
+            try:
+                await synced
+            except OSError as e:
+                w.error = f"cannot fsync {w.tmp_path}: {e.strerror}"
+            w.land(source_id)
         if self.folder.fsync:
             for sub in sorted(self.dirty):
                 await asyncio.to_thread(_fsync_dir, os.path.join(self.folder.path, sub))
         self.dirty.clear()
+
+    async def close(self) -> ReceiveResult:
+        for w in list(self.open):  # begun and never finished: nothing to report, drop the file
+            await w.abort()
+        await self.land_pending()
         return self.result
 
 
@@ -507,13 +533,42 @@ class _Writer:
     async def finish(self, source_id: MessageId, internal_date: datetime | None) -> None:
         sink = self.sink
         sink.open.discard(self)
-        if source_id in sink.result.delivered:
+        if source_id in sink.result.delivered or any(p[1] == source_id for p in sink.pending):
             self._drop()
             raise InternalError(f"source message {source_id!r} delivered twice in one batch")
+        if self.error is None:
+            try:
+                self._flush(internal_date)
+            except OSError as e:
+                self.error = f"cannot write {self.tmp_path}: {e.strerror}"
+        if self.error is None and sink.folder.fsync:
+            # the fsync gets its own fd so the file (and its write buffer) can go now
+            fd = os.dup(self.file.fileno())
+            self.file.close()
+            synced = asyncio.get_running_loop().run_in_executor(None, _fsync_close, fd)
+            sink.pending.append((self, source_id, synced))
+            if len(sink.pending) >= MAX_PENDING:
+                await sink.land_pending()
+            return
+        self.land(source_id)
+
+    def _flush(self, internal_date: datetime | None) -> None:
+        self.file.write(self.lf.flush())
+        self.file.flush()
+        if internal_date is not None:
+            # the mtime is the message's internal date when it goes back to IMAP (Dovecot's too)
+            with contextlib.suppress(OverflowError, ValueError):  # a date no file can have
+                ts = internal_date.timestamp()
+                os.utime(self.file.fileno(), (ts, ts))
+
+    def land(self, source_id: MessageId) -> None:
+        """Rename the written (and synced) tmp file into new/ or cur/, and record it."""
+        sink = self.sink
         rel: str | None = None
         if self.error is None:
             try:
-                rel = await self._land(source_id, internal_date)
+                self.file.close()
+                rel = self._rename(source_id)
             except OSError as e:
                 self.error = f"cannot deliver {self.tmp_path}: {e.strerror}"
         if rel is None:
@@ -525,19 +580,8 @@ class _Writer:
         sink.dirty.add(rel.split("/", 1)[0])
         sink.result.delivered[source_id] = Delivered(base, self.key.key())
 
-    async def _land(self, source_id: MessageId, internal_date: datetime | None) -> str:
-        """Flush, fsync, and rename the tmp file into place; its path below the folder."""
+    def _rename(self, source_id: MessageId) -> str:
         folder = self.sink.folder
-        self.file.write(self.lf.flush())
-        self.file.flush()
-        if internal_date is not None:
-            # the mtime is the message's internal date when it goes back to IMAP (Dovecot's too)
-            with contextlib.suppress(OverflowError, ValueError):  # a date no file can have
-                ts = internal_date.timestamp()
-                os.utime(self.file.fileno(), (ts, ts))
-        if folder.fsync:
-            await asyncio.to_thread(os.fsync, self.file.fileno())
-        self.file.close()
         meta = self.sink.meta.get(source_id)
         letters = flags_to_letters(meta.flags if meta else NO_FLAGS)
         # as OfflineIMAP: seen messages go to cur/, others to new/, both with a ":2," suffix
