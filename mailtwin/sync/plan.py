@@ -125,25 +125,36 @@ def plan(a: Snapshot, b: Snapshot, pairs: Iterable[PairRow], opts: SyncOptions) 
     after_flags: dict[PairRow, PairRow] = {}
     paired: dict[Side, set[MessageId]] = {Side.A: set(), Side.B: set()}
 
+    msgs_a, msgs_b = a.messages, b.messages
+    paired_a, paired_b = paired[Side.A], paired[Side.B]
     for row in pairs:
-        ids = {Side.A: row.a, Side.B: row.b}
-        present = {s: ids[s] is not None and ids[s] in msgs[s] for s in Side}
-        for s in Side:
-            mid = ids[s]
-            if mid is not None:
-                assert mid not in paired[s], f"two status rows name {s.value}:{mid!r}"
-                paired[s].add(mid)
-
-        if present[Side.A] and present[Side.B]:
-            cur = {s: flags_of(s, mid) for s, mid in ids.items() if mid is not None}
-            changes, record = _merge_row(row, ids, cur, opts)
+        ra, rb = row.a, row.b
+        if ra is not None:
+            assert ra not in paired_a, f"two status rows name a:{ra!r}"
+            paired_a.add(ra)
+        if rb is not None:
+            assert rb not in paired_b, f"two status rows name b:{rb!r}"
+            paired_b.add(rb)
+        in_a = ra is not None and ra in msgs_a
+        in_b = rb is not None and rb in msgs_b
+        if in_a and in_b:
+            fa, fb = msgs_a[ra].flags, msgs_b[rb].flags  # type: ignore[index]
+            if keep is not None:
+                fa, fb = fa & keep, fb & keep
+            if fa == fb == row.flags:
+                continue  # the common case, kept cheap: nothing changed since the last sync
+            ids = {Side.A: ra, Side.B: rb}
+            changes, record = _merge_row(row, ids, {Side.A: fa, Side.B: fb}, opts)
             new_row = row.with_flags(record)
             if changes:
                 flag_changes.extend(changes)
                 after_flags[row] = new_row
             elif new_row != row:
                 updates.append(PairUpdate(row, new_row))
-        elif present[Side.A] or present[Side.B]:
+            continue
+        ids = {Side.A: ra, Side.B: rb}
+        present = {Side.A: in_a, Side.B: in_b}
+        if in_a or in_b:
             here = Side.A if present[Side.A] else Side.B
             gone = here.other
             if ids[gone] is None:
