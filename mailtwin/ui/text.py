@@ -18,22 +18,14 @@ LOCAL, REMOTE = Side.A, Side.B
 
 
 def _counts(label: str, c: dict[Side, int]) -> str | None:
-    if not c[LOCAL] and not c[REMOTE]:
-        return None
-    return f"{label}: {c[LOCAL]} local, {c[REMOTE]} remote"
+    sides = [f"{c[s]} {name}" for s, name in ((LOCAL, "local"), (REMOTE, "remote")) if c[s]]
+    return f"{label} {', '.join(sides)}" if sides else None
 
 
 def summary(copies: dict[Side, int], flags: dict[Side, int], dels: dict[Side, int]) -> str:
-    parts = [
-        p
-        for p in (
-            _counts("new", copies),
-            _counts("flags", flags),
-            _counts("deleted", dels),
-        )
-        if p
-    ]
-    return "; ".join(parts) if parts else "no changes"
+    """What landed on each side, e.g. "new 82 local, 3 remote; flags 2 local; deleted 1 remote"."""
+    parts = [_counts("new", copies), _counts("flags", flags), _counts("deleted", dels)]
+    return "; ".join(p for p in parts if p) or "no changes"
 
 
 def render(e: ev.Event) -> tuple[str | None, bool]:
