@@ -48,14 +48,26 @@ class KeyBuilder:
                 self._done_header = True
 
     def key(self) -> ContentKey:
-        header = bytes(self._header)
-        m = _MSGID.search(header)
-        if m:
-            mid = b" ".join(m.group(1).split()).strip()
-            if mid:
-                return f"{mid.decode('utf-8', 'replace')} {self.crlf_size}"
-        digest = hashlib.sha256(to_crlf(header)).hexdigest()[:32]
-        return f"#{digest} {self.crlf_size}"
+        return key_of(bytes(self._header), self.crlf_size)
+
+
+def key_of(header: bytes, crlf_size: int) -> ContentKey:
+    """The key of a message from its header (up to and with the blank line) and CRLF size."""
+    mid = message_id(header)
+    if mid:
+        return f"{mid} {crlf_size}"
+    digest = hashlib.sha256(to_crlf(header[:HEADER_CAP])).hexdigest()[:32]
+    return f"#{digest} {crlf_size}"
+
+
+def message_id(header: bytes) -> str | None:
+    """The Message-ID header's value, white space folded; None when there is none."""
+    m = _MSGID.search(header)
+    if m:
+        mid = b" ".join(m.group(1).split()).strip()
+        if mid:
+            return mid.decode("utf-8", "replace")
+    return None
 
 
 def _header_end(buf: bytearray) -> int | None:

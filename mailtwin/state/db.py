@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 from mailtwin.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry migrates from version i to i + 1; index 0 creates the first schema.
 MIGRATIONS: tuple[str, ...] = (
@@ -36,12 +39,49 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX pairs_a ON pairs (folder, a);
     CREATE INDEX pairs_b ON pairs (folder, b);
     """,
+    # the journal: a copy batch's intent, written before its first message moves and removed
+    # in the transaction that records its results
+    """
+    CREATE TABLE pending (
+        id INTEGER PRIMARY KEY,
+        folder INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        src,
+        uidnext INTEGER
+    );
+    CREATE INDEX pending_folder ON pending (folder);
+    """,
 )
+
+
+def open_or_reset(path: Path, fsync: bool = True) -> tuple[sqlite3.Connection, str | None]:
+    """Open the status database; one that cannot be used is moved aside and a new one made.
+
+    Losing the state costs a re-match by content (nothing is deleted, nothing copied twice), so
+    a damaged file never stops mail from syncing and never needs repairing by hand. The second
+    value is the warning to show when that happened.
+    """
+    try:
+        return open_db(path, fsync), None
+    except StateError as e:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = path.with_name(f"{path.name}.unreadable-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+        warning = (
+            f"{e}; moved it aside to {aside} and started a new one "
+            "(messages are matched again by content)"
+        )
+        return open_db(path, fsync), warning
 
 
 def open_db(path: Path, fsync: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) and bring the schema up to date."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.stat().st_size == 0:
+        # SQLite would take an empty file for a new database: it is a truncated one
+        raise StateError(f"status database {path} is empty (truncated)")
     try:
         con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")
@@ -50,17 +90,17 @@ def open_db(path: Path, fsync: bool = True) -> sqlite3.Connection:
         con.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         con.execute("PRAGMA foreign_keys=ON")
         version = int(con.execute("PRAGMA user_version").fetchone()[0])
+        check = con.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if check != "ok":
+            con.close()
+            raise sqlite3.DatabaseError(check)
     except sqlite3.DatabaseError as e:
-        raise StateError(
-            f"status database {path} cannot be read: {e}",
-            hint="move it aside to start over (mail is then re-matched by content)",
-        ) from e
+        raise StateError(f"status database {path} cannot be read ({e})") from e
     if version > SCHEMA_VERSION:
         con.close()
         raise StateError(
             f"status database {path} is from a newer mailtwin (schema {version}, "
-            f"this one knows {SCHEMA_VERSION})",
-            hint="upgrade mailtwin, or move the file aside",
+            f"this one knows {SCHEMA_VERSION})"
         )
     try:
         for v in range(version, SCHEMA_VERSION):

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailtwin.model import Flags, Side
-from mailtwin.state.db import open_db
+from mailtwin.model import Flags, MessageId, Side, Snapshot
+from mailtwin.state.db import open_db, open_or_reset
 from mailtwin.state.rows import PairRow
 
 
@@ -18,14 +18,29 @@ class FolderState:
     id: int
     name_a: str
     name_b: str
-    uidvalidity_a: int | None
-    uidvalidity_b: int | None
+    uidvalidity_a: int | None = None
+    uidvalidity_b: int | None = None
+    uidnext_a: int | None = None
+    uidnext_b: int | None = None
+    modseq_a: int | None = None
+    modseq_b: int | None = None
 
     def name(self, side: Side) -> str:
         return self.name_a if side is Side.A else self.name_b
 
     def uidvalidity(self, side: Side) -> int | None:
         return self.uidvalidity_a if side is Side.A else self.uidvalidity_b
+
+    def uidnext(self, side: Side) -> int | None:
+        return self.uidnext_a if side is Side.A else self.uidnext_b
+
+    def modseq(self, side: Side) -> int | None:
+        return self.modseq_a if side is Side.A else self.modseq_b
+
+
+_FOLDER_COLS = (
+    "id, name_a, name_b, uidvalidity_a, uidvalidity_b, uidnext_a, uidnext_b, modseq_a, modseq_b"
+)
 
 
 def flags_text(flags: Flags) -> str:
@@ -45,6 +60,12 @@ class StatusDB:
     def open(cls, path: Path, fsync: bool = True) -> StatusDB:
         return cls(open_db(path, fsync), path)
 
+    @classmethod
+    def open_or_reset(cls, path: Path, fsync: bool = True) -> tuple[StatusDB, str | None]:
+        """Open; a damaged or too new database is moved aside (see db.open_or_reset)."""
+        con, warning = open_or_reset(path, fsync)
+        return cls(con, path), warning
+
     def close(self) -> None:
         self.con.close()
 
@@ -61,15 +82,12 @@ class StatusDB:
 
     # ---- folders -------------------------------------------------------------------------
     def folders(self) -> list[FolderState]:
-        rows = self.con.execute(
-            "SELECT id, name_a, name_b, uidvalidity_a, uidvalidity_b FROM folders ORDER BY id"
-        ).fetchall()
+        rows = self.con.execute(f"SELECT {_FOLDER_COLS} FROM folders ORDER BY id").fetchall()
         return [FolderState(*r) for r in rows]
 
     def folder(self, name_a: str, name_b: str) -> FolderState | None:
         r = self.con.execute(
-            "SELECT id, name_a, name_b, uidvalidity_a, uidvalidity_b FROM folders"
-            " WHERE name_a = ? AND name_b = ?",
+            f"SELECT {_FOLDER_COLS} FROM folders WHERE name_a = ? AND name_b = ?",
             (name_a, name_b),
         ).fetchone()
         return FolderState(*r) if r else None
@@ -81,15 +99,60 @@ class StatusDB:
             )
         fid = cur.lastrowid
         assert fid is not None
-        return FolderState(fid, name_a, name_b, None, None)
+        return FolderState(fid, name_a, name_b)
 
-    def set_uidvalidity(self, folder: FolderState, a: int, b: int) -> FolderState:
-        """Record both sides' UIDVALIDITY (call inside a transaction or alone)."""
+    def set_sync_point(self, folder: FolderState, points: dict[Side, Snapshot]) -> FolderState:
+        """Record each side's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ as of the last snapshot
+        (inside a transaction or alone): the next run tells a renumbered or restored folder."""
+        a, b = points[Side.A], points[Side.B]
         self.con.execute(
-            "UPDATE folders SET uidvalidity_a = ?, uidvalidity_b = ? WHERE id = ?",
-            (a, b, folder.id),
+            "UPDATE folders SET uidvalidity_a = ?, uidvalidity_b = ?, uidnext_a = ?,"
+            " uidnext_b = ?, modseq_a = ?, modseq_b = ? WHERE id = ?",
+            (a.uidvalidity, b.uidvalidity, a.uidnext, b.uidnext, a.modseq, b.modseq, folder.id),
         )
-        return FolderState(folder.id, folder.name_a, folder.name_b, a, b)
+        return FolderState(
+            folder.id,
+            folder.name_a,
+            folder.name_b,
+            a.uidvalidity,
+            b.uidvalidity,
+            a.uidnext,
+            b.uidnext,
+            a.modseq,
+            b.modseq,
+        )
+
+    def forget_pairs(self, folder: FolderState) -> None:
+        self.con.execute("DELETE FROM pairs WHERE folder = ?", (folder.id,))
+
+    # ---- the journal ---------------------------------------------------------------------
+    def add_pending(
+        self, folder: FolderState, source: Side, ids: Iterable[MessageId], uidnext: int | None
+    ) -> list[int]:
+        """Journal a copy batch (inside a transaction); the handles settle it later."""
+        handles = []
+        for mid in ids:
+            cur = self.con.execute(
+                "INSERT INTO pending (folder, source, src, uidnext) VALUES (?, ?, ?, ?)",
+                (folder.id, source.value, mid, uidnext),
+            )
+            assert cur.lastrowid is not None
+            handles.append(cur.lastrowid)
+        return handles
+
+    def settle_pending(self, handles: Iterable[int]) -> None:
+        self.con.executemany("DELETE FROM pending WHERE id = ?", [(h,) for h in handles])
+
+    def pending(self, folder: FolderState) -> int:
+        """How many journaled copies of this folder never settled (a run was cut short)."""
+        return int(
+            self.con.execute(
+                "SELECT count(*) FROM pending WHERE folder = ?", (folder.id,)
+            ).fetchone()[0]
+        )
+
+    def clear_pending(self, folder: FolderState) -> None:
+        self.con.execute("DELETE FROM pending WHERE folder = ?", (folder.id,))
 
     # ---- pairs ---------------------------------------------------------------------------
     def pairs(self, folder: FolderState) -> list[PairRow]:

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from mailtwin.model import Delivered, Flags, FolderInfo, MessageId, MessageInfo, Snapshot, StoreCaps
+from mailtwin.model import (
+    ContentKey,
+    Delivered,
+    Flags,
+    FolderInfo,
+    MessageId,
+    MessageInfo,
+    Snapshot,
+    StoreCaps,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,15 @@ class Folder(Protocol):
 
     async def fetch(self, ids: Sequence[MessageId], sink: BodySink) -> None:
         """Stream the bodies of ``ids`` into ``sink``; ids no longer there are skipped."""
+        ...
+
+    async def keys(self, ids: Sequence[MessageId]) -> dict[MessageId, ContentKey]:
+        """The content keys of ``ids`` (see content.py); ids no longer there are left out.
+
+        Asked only for messages no status row pairs, when both sides have such messages: this
+        is how a copy that landed before a crash, or a whole folder after a lost state, finds
+        its twin instead of being copied again.
+        """
         ...
 
     def receiver(self, meta: Mapping[MessageId, MessageInfo]) -> BodySink:

@@ -24,6 +24,7 @@ from mailtwin.errors import FolderError, InternalError
 from mailtwin.model import (
     NO_FLAGS,
     SYSTEM_FLAGS,
+    ContentKey,
     Delivered,
     Flags,
     FolderInfo,
@@ -382,6 +383,27 @@ class MaildirFolder:
             return True
 
         await self._each(ids, send)
+
+    async def keys(self, ids: Sequence[MessageId]) -> dict[MessageId, ContentKey]:
+        """Read each file once through a KeyBuilder (the CRLF size needs every line end)."""
+        out: dict[MessageId, ContentKey] = {}
+
+        async def key(mid: str, rel: str) -> bool:
+            kb = KeyBuilder()
+            try:
+                with open(os.path.join(self.path, rel), "rb", buffering=0) as f:
+                    while chunk := f.read(READ_CHUNK):
+                        kb.feed(chunk)
+            except FileNotFoundError:
+                return False
+            except OSError as e:
+                self.warnings.append(f"folder {self._name!r}: cannot read {rel}: {e.strerror}")
+                return True
+            out[mid] = kb.key()
+            return True
+
+        await self._each(ids, key)
+        return out
 
     # -- writing
 

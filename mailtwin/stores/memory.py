@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mailtwin.content import KeyBuilder
+from mailtwin.content import KeyBuilder, content_key
 from mailtwin.errors import FolderError, InternalError, StoreError
 from mailtwin.model import (
+    ContentKey,
     Delivered,
     Flags,
     FolderInfo,
@@ -116,6 +117,14 @@ class MemoryFolder:
             await w.write(m.body[:half])
             await w.write(m.body[half:])
             await w.finish(mid, m.internal_date)
+
+    async def keys(self, ids: Sequence[MessageId]) -> dict[MessageId, ContentKey]:
+        out: dict[MessageId, ContentKey] = {}
+        for mid in ids:
+            m = self.data.messages.get(mid) if isinstance(mid, int) else None
+            if m is not None:
+                out[mid] = content_key(m.body)
+        return out
 
     def receiver(self, meta: Mapping[MessageId, MessageInfo]) -> BodySink:
         return _MemSink(self, meta)

@@ -112,7 +112,11 @@ class AccountSync:
         self.emit(ev.AccountStarted(name))
         meta = self.general.metadata
         with AccountLock(meta, name):
-            db = StatusDB.open(meta / f"Account-{name}" / "mailtwin.db", fsync=self.general.fsync)
+            db, warning = StatusDB.open_or_reset(
+                meta / f"Account-{name}" / "mailtwin.db", fsync=self.general.fsync
+            )
+            if warning:
+                self.emit(ev.Warning(name, warning))
             stores = {s: make_store(self.repos[s], self.general, self.opts) for s in Side}
             try:
                 await asyncio.gather(*(stores[s].connect() for s in Side))
@@ -205,6 +209,8 @@ class AccountSync:
         finally:
             await asyncio.gather(*(f.close() for f in folders.values()), return_exceptions=True)
         r = res.report
+        for line in res.warnings:
+            self.emit(ev.Warning(name, line, label))
         for line in r.failures:
             self.emit(ev.Warning(name, line, label))
         self.emit(ev.FolderDone(name, label, r.copies, r.flags, r.deletions, len(r.failures)))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from mailtwin.model import MessageId, MessageInfo, Side
+from mailtwin.model import MessageId, MessageInfo, Side, Snapshot
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
-from mailtwin.stores.base import FlagChange, Folder, ReceiveResult
+from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, Folder, ReceiveResult
+from mailtwin.sync import crashpoint
 from mailtwin.sync.plan import Copy, Plan
 
 COPY_BATCH = 250  # messages per recorded copy batch: bounds what a crash can leave unrecorded
@@ -25,14 +27,20 @@ class Report:
 
 
 async def apply(
-    plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, fstate: FolderState
+    plan: Plan,
+    folders: Mapping[Side, Folder],
+    db: StatusDB,
+    fstate: FolderState,
+    snaps: Mapping[Side, Snapshot] | None = None,
 ) -> Report:
     report = Report()
     for src in Side:
         copies = [c for c in plan.copies if c.source is src]
+        uidnext = snaps[src.other].uidnext if snaps else None
         for i in range(0, len(copies), COPY_BATCH):
-            await _copy_batch(copies[i : i + COPY_BATCH], folders, db, fstate, report)
-    await _set_flags(plan, folders, db, report)
+            batch = copies[i : i + COPY_BATCH]
+            await _copy_batch(batch, folders, db, fstate, report, uidnext)
+    await _set_flags(plan, folders, db, fstate, report)
     await _delete(plan, folders, db, report)
     if plan.updates:
         with db.transaction():
@@ -47,11 +55,18 @@ async def _copy_batch(
     db: StatusDB,
     fstate: FolderState,
     report: Report,
+    uidnext: int | None,
 ) -> None:
     src = batch[0].source
     dst = src.other
     meta = {c.id: MessageInfo(c.id, c.flags) for c in batch}
+    # intent first: a crash from here on leaves a journal the next run sees
+    with db.transaction():
+        handles = db.add_pending(fstate, src, meta, uidnext)
+    crashpoint.step("copy batch journaled")
     sink = folders[dst].receiver(meta)
+    if crashpoint.ACTIVE:
+        sink = _CrashingSink(sink)
     result: ReceiveResult | None = None
     try:
         await folders[src].fetch([c.id for c in batch], sink)
@@ -65,9 +80,11 @@ async def _copy_batch(
                 continue
             ids: dict[Side, MessageId] = {src: c.id, dst: d.id}
             rows.append(PairRow(ids[Side.A], ids[Side.B], c.flags, d.key))
-        if rows:
-            with db.transaction():
-                db.insert_pairs(fstate, rows)
+        crashpoint.step("copy batch landed")
+        with db.transaction():
+            db.insert_pairs(fstate, rows)
+            db.settle_pending(handles)
+        crashpoint.step("copy batch recorded")
         report.copies[dst] += len(rows)
     for mid, why in result.failed.items():
         report.failures.append(f"copy of {src.value}:{mid} failed: {why}")
@@ -81,9 +98,9 @@ async def _copy_batch(
 
 
 async def _set_flags(
-    plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, report: Report
+    plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, fstate: FolderState, report: Report
 ) -> None:
-    if not plan.flag_changes:
+    if not plan.flag_changes and not plan.matches:
         return
     by_side: dict[Side, list[FlagChange]] = defaultdict(list)
     for f in plan.flag_changes:
@@ -91,11 +108,14 @@ async def _set_flags(
     for side, changes in by_side.items():
         for i in range(0, len(changes), WRITE_BATCH):
             await folders[side].store_flags(changes[i : i + WRITE_BATCH])
+            crashpoint.step(f"flags changed on {side.value}")
         report.flags[side] += len(changes)
     # both sides now hold the merged flags: record them (a fault above leaves the old synced
     # flags, and the next run merges again to the same result)
     with db.transaction():
         db.update_pairs(plan.after_flags.values())
+        db.insert_pairs(fstate, plan.matches)
+    crashpoint.step("flags recorded")
 
 
 async def _delete(plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, report: Report) -> None:
@@ -106,8 +126,38 @@ async def _delete(plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, repo
         for i in range(0, len(ids), WRITE_BATCH):
             chunk = ids[i : i + WRITE_BATCH]
             await folders[side].delete(chunk)
+            crashpoint.step(f"deleted on {side.value}")
             ups = [plan.after_delete[(side, mid)] for mid in chunk]
             with db.transaction():
                 db.delete_pairs(u.old for u in ups if u.new is None)
                 db.update_pairs(u.new for u in ups if u.new is not None)
+            crashpoint.step("deletions recorded")
             report.deletions[side] += len(chunk)
+
+
+class _CrashingSink:
+    """Test-only: a crash step after each message a sink has taken in full."""
+
+    def __init__(self, inner: BodySink) -> None:
+        self.inner = inner
+
+    async def begin(self) -> BodyWriter:
+        return _CrashingWriter(await self.inner.begin())
+
+    async def close(self) -> ReceiveResult:
+        return await self.inner.close()
+
+
+class _CrashingWriter:
+    def __init__(self, inner: BodyWriter) -> None:
+        self.inner = inner
+
+    async def write(self, chunk: bytes) -> None:
+        await self.inner.write(chunk)
+
+    async def finish(self, source_id: MessageId, internal_date: datetime | None) -> None:
+        await self.inner.finish(source_id, internal_date)
+        crashpoint.step("message copied")
+
+    async def abort(self) -> None:
+        await self.inner.abort()

@@ -22,10 +22,11 @@ Deletions are only ever planned from status rows, so a message never synced is n
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from mailtwin.model import NO_FLAGS, Flags, MessageId, MessageInfo, Side, Snapshot
+from mailtwin.model import NO_FLAGS, ContentKey, Flags, MessageId, MessageInfo, Side, Snapshot
 from mailtwin.state.rows import PairRow
 
 DELETED = "\\Deleted"
@@ -80,13 +81,16 @@ class Plan:
     after_delete: Mapping[tuple[Side, MessageId], PairUpdate] = field(default_factory=dict)
     # flag changes land together with their row's new synced flags
     after_flags: Mapping[PairRow, PairRow] = field(default_factory=dict)
+    # unpaired messages found to be copies of each other (same content key): new status rows,
+    # recorded once their flag changes (in flag_changes) have landed
+    matches: tuple[PairRow, ...] = ()
 
     def effects(self) -> int:
         """How many changes to either store this plan makes."""
         return len(self.copies) + len(self.flag_changes) + len(self.deletions)
 
     def is_empty(self) -> bool:
-        return self.effects() == 0 and not self.updates
+        return self.effects() == 0 and not self.updates and not self.matches
 
     def count(self, kind: type, side: Side) -> int:
         """Effects of one kind that land on ``side`` (a Copy lands on its source's other side)."""
@@ -108,7 +112,22 @@ def merge_flags(synced: Flags, a: Flags, b: Flags) -> Flags:
     return (synced & a & b) | ((a | b) - synced)
 
 
-def plan(a: Snapshot, b: Snapshot, pairs: Iterable[PairRow], opts: SyncOptions) -> Plan:
+def unpaired(a: Snapshot, b: Snapshot, pairs: Iterable[PairRow]) -> dict[Side, set[MessageId]]:
+    """Messages on each side that no status row names."""
+    named_a = {r.a for r in pairs if r.a is not None}
+    named_b = {r.b for r in pairs if r.b is not None}
+    return {Side.A: a.messages.keys() - named_a, Side.B: b.messages.keys() - named_b}
+
+
+def plan(
+    a: Snapshot,
+    b: Snapshot,
+    pairs: Iterable[PairRow],
+    opts: SyncOptions,
+    keys: Mapping[Side, Mapping[MessageId, ContentKey]] | None = None,
+) -> Plan:
+    """``keys``: content keys of (at least) the unpaired messages of both sides; given when
+    both sides have some, so that copies of one message pair up instead of being copied."""
     snaps = {Side.A: a, Side.B: b}
     msgs: dict[Side, Mapping[MessageId, MessageInfo]] = {s: snaps[s].messages for s in Side}
     keep = opts.flags
@@ -169,6 +188,21 @@ def plan(a: Snapshot, b: Snapshot, pairs: Iterable[PairRow], opts: SyncOptions) 
         else:
             updates.append(PairUpdate(row, None))
 
+    matches: list[PairRow] = []
+    if keys is not None:
+        for ma, mb in _match(msgs[Side.A].keys() - paired_a, msgs[Side.B].keys() - paired_b, keys):
+            paired_a.add(ma)
+            paired_b.add(mb)
+            fa, fb = flags_of(Side.A, ma), flags_of(Side.B, mb)
+            # no history: what both have counts as synced, so each side's extra flags reach
+            # the other (flags are united, none is taken away)
+            row = PairRow(ma, mb, fa & fb, keys[Side.A][ma])
+            changes, record = _merge_row(
+                row, {Side.A: ma, Side.B: mb}, {Side.A: fa, Side.B: fb}, opts
+            )
+            flag_changes.extend(changes)
+            matches.append(row.with_flags(record))
+
     for src in Side:
         if not opts.writable[src.other]:
             continue
@@ -185,7 +219,27 @@ def plan(a: Snapshot, b: Snapshot, pairs: Iterable[PairRow], opts: SyncOptions) 
         updates=tuple(updates),
         after_delete=after_delete,
         after_flags=after_flags,
+        matches=tuple(matches),
     )
+
+
+def _match(
+    ua: set[MessageId], ub: set[MessageId], keys: Mapping[Side, Mapping[MessageId, ContentKey]]
+) -> list[tuple[MessageId, MessageId]]:
+    """Pair unpaired messages with equal keys, counting: two copies on A and one on B make one
+    pair and leave one to copy, so true duplicates stay as many as they are."""
+    by_key: dict[ContentKey, list[MessageId]] = defaultdict(list)
+    for mid in sorted(ub, key=_order):
+        k = keys[Side.B].get(mid)
+        if k is not None:
+            by_key[k].append(mid)
+    out = []
+    for mid in sorted(ua, key=_order):
+        k = keys[Side.A].get(mid)
+        twins = by_key.get(k) if k is not None else None
+        if twins:
+            out.append((mid, twins.pop(0)))
+    return out
 
 
 def _merge_row(

@@ -43,7 +43,7 @@ def test_synced_folder_gone_on_server_keeps_local_mail(env: Env) -> None:
     assert "Archive" not in env.server_folders()
 
 
-def test_uidvalidity_change_stops_the_folder_without_deleting(env: Env) -> None:
+def test_uidvalidity_change_rematches_without_deleting(env: Env, dovecot: Dovecot) -> None:
     env.append("Archive", msg(1))
     env.append("Archive", msg(2), create=False)
     env.run()
@@ -51,10 +51,19 @@ def test_uidvalidity_change_stops_the_folder_without_deleting(env: Env) -> None:
     c.delete("Archive")
     c.logout()
     env.append("Archive", msg(1))  # the same folder, recreated: new UIDVALIDITY
-    p = env.run(check=False)
-    assert p.returncode == 1 and "UIDVALIDITY changed" in p.stderr
-    assert len(env.local("Archive")) == 2
-    assert len(env.server("Archive")) == 1
+    env.append("Archive", msg(3), create=False)
+    p = env.run()
+    assert "UIDVALIDITY changed" in p.stderr and "nothing is deleted" in p.stderr
+    want = sorted(lf(msg(n)) for n in (1, 2, 3))
+    assert sorted(b for _, b, _ in env.local("Archive").values()) == want
+    assert sorted(lf(b) for _, b in env.server("Archive").values()) == want
+    dovecot.command_counts(reset=True)
+    before = env.listing()
+    p = env.run()
+    assert p.stderr == ""
+    assert env.listing() == before
+    used = {k for k, n in dovecot.command_counts().items() if n}
+    assert not {"APPEND", "STORE", "EXPUNGE"} & used
 
 
 def test_folder_name_escaping_the_maildir_is_refused(env: Env) -> None:

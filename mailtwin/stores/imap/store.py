@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO
 
-from mailtwin.content import KeyBuilder, LfToCrlf
+from mailtwin.content import HEADER_CAP, KeyBuilder, LfToCrlf, key_of, message_id
 from mailtwin.errors import FolderError, InternalError, MessageError, cut
 from mailtwin.model import (
+    ContentKey,
     Delivered,
     Flags,
     FolderInfo,
@@ -41,6 +42,7 @@ from mailtwin.stores.imap.wire import (
 )
 
 FETCH_BATCH = 200  # messages per UID FETCH command (all batches are pipelined)
+KEY_BATCH = 2000  # messages per UID FETCH of headers for content keys
 SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk
 APPEND_BATCH_BYTES = 8 * 1024 * 1024  # uploads sent as one batch (one MULTIAPPEND)
 APPEND_BATCH_COUNT = 1000
@@ -361,6 +363,59 @@ class ImapFolder:
                 raise self._fail("fetching messages", done)
         if skipped is not None:
             raise skipped
+
+    async def keys(self, ids: Sequence[MessageId]) -> dict[MessageId, ContentKey]:
+        """Message-ID and RFC822.SIZE (the server counts CRLF line ends, as content keys do);
+        for a message without a Message-ID, a second fetch of its whole header to hash."""
+        out: dict[MessageId, ContentKey] = {}
+        headerless: dict[int, int] = {}  # uid → size
+        await self._fetch_headers(ids, b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", out, headerless)
+        if headerless:
+            await self._fetch_headers(list(headerless), b"BODY.PEEK[HEADER]", out, None)
+        return out
+
+    async def _fetch_headers(
+        self,
+        ids: Sequence[MessageId],
+        section: bytes,
+        out: dict[MessageId, ContentKey],
+        headerless: dict[int, int] | None,
+    ) -> None:
+        sets = wire.uid_sets(_uids(ids), max_count=KEY_BATCH)
+        if not sets:
+            return
+        buf = bytearray()
+        seq = -1
+        inside = False
+
+        async def on(ev: Event) -> None:
+            nonlocal seq, inside
+            if isinstance(ev, BodyStart):
+                buf.clear()
+                seq, inside = ev.seq, True
+            elif isinstance(ev, BodyChunk):
+                if inside and len(buf) < HEADER_CAP:
+                    buf.extend(ev.data)
+            elif isinstance(ev, BodyEnd):
+                inside = False
+            elif isinstance(ev, Untagged):
+                item = parse.fetch_item(ev)
+                if item is None or item.uid is None or item.size is None:
+                    return
+                header = bytes(buf) if item.seq == seq else (item.body or b"")
+                buf.clear()
+                seq = -1
+                if headerless is not None and message_id(header) is None:
+                    headerless[item.uid] = item.size
+                else:
+                    out[item.uid] = key_of(header, item.size)
+
+        cmds = [[b"UID", b"FETCH", s, b"(UID RFC822.SIZE " + section + b")"] for s in sets]
+        async with self._use() as s:
+            dones = await s.conn.run_all(cmds, on)
+        for done in dones:
+            if not done.ok and b"EXPUNGEISSUED" not in done.text.upper():
+                raise self._fail("reading message headers", done)
 
     def receiver(self, meta: Mapping[MessageId, MessageInfo]) -> BodySink:
         self._writable()
