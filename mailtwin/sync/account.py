@@ -13,6 +13,7 @@ from mailtwin.model import SYSTEM_FLAGS, Side
 from mailtwin.state.lock import AccountLock
 from mailtwin.state.status import StatusDB
 from mailtwin.stores.base import Folder, Store
+from mailtwin.sync import crashpoint
 from mailtwin.sync.folder import sync_folder
 from mailtwin.sync.folders import FolderPair, RepoView, pair_folders
 from mailtwin.sync.options import RunOptions
@@ -198,6 +199,7 @@ class AccountSync:
             self.emit(ev.FolderCreated(name, s, display(pair.name(s)), self.opts.dry_run))
             if not self.opts.dry_run:
                 await stores[s].create_folder(pair.name(s))
+                crashpoint.step(f"folder created on {s.value}")
         if self.opts.dry_run:
             await self._dry_run(pair, label, stores, db, sopts, missing)
             return
