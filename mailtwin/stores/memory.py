@@ -42,6 +42,16 @@ class MemFolderData:
     uidnext: int = 1
     messages: dict[int, MemMessage] = field(default_factory=dict)
 
+    def renumber(self) -> None:
+        """What a server does when a folder is deleted and made again: new UIDs, new
+        UIDVALIDITY."""
+        old = sorted(self.messages.items())
+        self.uidvalidity += 1
+        self.messages = {}
+        self.uidnext = 1
+        for _, m in old:
+            self.add(m.body, m.flags, m.internal_date)
+
     def add(self, body: bytes, flags: Flags = frozenset(), date: datetime | None = None) -> int:
         uid = self.uidnext
         self.uidnext += 1
@@ -56,6 +66,9 @@ class MemoryStore:
         self.folders: dict[str, MemFolderData] = {}
         self.writes = 0
         self.fail_after: int | None = None  # raise InjectedFault on the write after this many
+        # True: the failing write is an upload that lands but is never reported (a crash
+        # between the server's OK and our record of it)
+        self.lose_report = False
         self._caps = StoreCaps(flags=flags)
 
     @property
@@ -173,9 +186,12 @@ class _MemSink:
     async def deliver(self, source_id: MessageId, body: bytes, date: datetime | None) -> None:
         kb = KeyBuilder()
         kb.feed(body)
+        store = self.folder.store
         try:
-            self.folder.store.count_write()
+            store.count_write()
         except InjectedFault as e:
+            if store.lose_report:
+                self.folder.data.add(body, self.meta[source_id].flags, date)
             self.result.failed[source_id] = str(e)
             raise
         uid = self.folder.data.add(body, self.meta[source_id].flags, date)
