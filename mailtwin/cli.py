@@ -66,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="output information on the configured email repositories",
     )
+    # mailtwin's own: the two ways past a folder stopped for safety (docs/safety.md)
+    p.add_argument(
+        "--restore-missing",
+        dest="restore",
+        action="store_true",
+        help="for a folder stopped for safety: copy what is missing on one side back from the "
+        "other, instead of deleting it there",
+    )
+    p.add_argument(
+        "--allow-deletions",
+        dest="allow_deletions",
+        action="store_true",
+        help="for a folder stopped for safety: carry out the deletions after all",
+    )
     p.add_argument(
         "-1",
         dest="single",
@@ -240,7 +254,11 @@ def parse(ns: argparse.Namespace) -> tuple[Config, RunOptions]:
         logfile=Path(ns.logfile) if ns.logfile is not None else None,
         syslog=ns.syslog,
         debug=frozenset(debug or ()),
+        restore=ns.restore,
+        allow_deletions=ns.allow_deletions,
     )
+    if opts.restore and opts.allow_deletions:
+        raise UsageError("--restore-missing and --allow-deletions ask for opposite things")
     return config, opts
 
 

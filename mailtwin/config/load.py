@@ -301,6 +301,8 @@ class _Loader:
             remote=remote,
             autorefresh=autorefresh if autorefresh is not None and autorefresh > 0 else None,
             quick=r.integer("quick") or 0,
+            max_deletes=_default(r.integer("max_deletes", minimum=0), 50),
+            max_delete_share=_default(r.integer("max_delete_share", minimum=0, maximum=100), 25),
         )
 
     def _repository(self, name: str, kind: RepoType) -> RepositoryConfig:
@@ -458,3 +460,7 @@ def _required(raw: RawConfig, section: str, option: str, what: str) -> str:
 
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value

@@ -54,6 +54,8 @@ class AccountConfig:
     remote: RepositoryConfig  # IMAP: Side.B
     autorefresh: float | None  # minutes; None: sync once
     quick: int  # 0: never, -1: always, n: n quick syncs between full ones
+    max_deletes: int = 50  # a folder stops before deleting more than this on one side ...
+    max_delete_share: int = 25  # ... when that is also more than this percent of it
 
     @property
     def section(self) -> str:

@@ -143,6 +143,12 @@ OPTIONS: tuple[Option, ...] = (
     _s("quick", "account", "int", "0",
        "Quick syncs between full ones (-1: always); read, but for now every sync is a full one, "
        "which never does less than a quick one."),
+    _s("max_deletes", "account", "int", "50",
+       "mailtwin only: a sync that would delete more than this many messages of a folder on "
+       "one side, and more than max_delete_share of it, stops that folder (see docs/safety.md)."),
+    _s("max_delete_share", "account", "int", "25",
+       "mailtwin only: the share of a folder, in percent, that a sync may delete on one side "
+       "beyond max_deletes messages before it stops that folder."),
     _u("presynchook", "account", "str", "",
        "Running a command before each sync is not built yet.", ""),
     _u("postsynchook", "account", "str", "",

@@ -14,7 +14,7 @@ from mailtwin.state.lock import AccountLock
 from mailtwin.state.status import StatusDB
 from mailtwin.stores.base import Folder, Store
 from mailtwin.sync import crashpoint
-from mailtwin.sync.folder import sync_folder
+from mailtwin.sync.folder import Safety, sync_folder
 from mailtwin.sync.folders import FolderPair, RepoView, pair_folders
 from mailtwin.sync.options import RunOptions
 from mailtwin.sync.plan import Copy, Delete, Plan, SetFlags, SyncOptions
@@ -128,6 +128,16 @@ class AccountSync:
         self.emit(ev.AccountDone(name, ok, time.monotonic() - start))
         return ok
 
+    @property
+    def safety(self) -> Safety:
+        return Safety(
+            max_deletes=self.acct.max_deletes,
+            max_share=self.acct.max_delete_share,
+            guard_empty={s: self.repos[s].type == "Maildir" for s in Side},
+            restore=self.opts.restore,
+            allow_deletions=self.opts.allow_deletions,
+        )
+
     def sync_options(self, stores: dict[Side, Store]) -> SyncOptions:
         flags = [stores[s].caps.flags for s in Side]
         keep = None  # None: both sides keep any flag and keyword
@@ -186,12 +196,19 @@ class AccountSync:
             if len(missing) == 2:
                 return
             gone = missing[0]
-            raise SafetyStop(
-                f"folder {label}: synced before, but gone from the {SIDE_NAME[gone]} side "
-                f"({self.repos[gone].name}); not re-creating it",
-                hint=f"if it was deleted on purpose, delete {display(pair.name(gone.other))!r} "
-                f"on the {SIDE_NAME[gone.other]} side too (or exclude it with folderfilter)",
-            )
+            if not self.opts.restore:
+                raise SafetyStop(
+                    f"folder {label}: synced before, but gone from the {SIDE_NAME[gone]} side "
+                    f"({self.repos[gone].name}); not re-creating it, nothing was changed",
+                    hint="to create it again and copy its mail back, run again with "
+                    f"--restore-missing; if it was deleted on purpose, delete "
+                    f"{display(pair.name(gone.other))!r} on the {SIDE_NAME[gone.other]} side "
+                    "too (or exclude it with folderfilter)",
+                )
+            if not self.opts.dry_run:
+                # --restore-missing: what the status knew of it goes; its mail comes back
+                with db.transaction():
+                    db.forget_pairs(fstate)
         for s in missing:
             view_ok = self.repos[s].createfolders and not self.repos[s].readonly
             if not view_ok:
@@ -207,7 +224,7 @@ class AccountSync:
             fstate = db.add_folder(pair.name_a, pair.name_b)
         folders = await self._open(pair, stores)
         try:
-            res = await sync_folder(folders, db, fstate, sopts, label=label)
+            res = await sync_folder(folders, db, fstate, sopts, label=label, safety=self.safety)
         finally:
             await asyncio.gather(*(f.close() for f in folders.values()), return_exceptions=True)
         r = res.report

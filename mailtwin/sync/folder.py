@@ -13,13 +13,18 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mailtwin.errors import SafetyStop
 from mailtwin.model import ContentKey, MessageId, Side, Snapshot
+from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder
 from mailtwin.sync.apply import Report, apply
-from mailtwin.sync.plan import Plan, SyncOptions, plan, unpaired
+from mailtwin.sync.plan import Delete, Plan, SyncOptions, plan, unpaired
 
 SIDE_NAME = {Side.A: "local", Side.B: "remote"}
+# an emptied Maildir folder stops the sync when it held more than this many messages; fewer is
+# everyday life (the one draft sent, the small Trash emptied)
+EMPTIED_MIN = 5
 
 
 @dataclass
@@ -28,6 +33,41 @@ class FolderResult:
     report: Report
     snapshots: Mapping[Side, Snapshot]
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Safety:
+    """When a folder stops before deleting, and what the user said to do about it."""
+
+    max_deletes: int = 50
+    max_share: int = 25  # percent
+    # sides whose store can vanish or empty under us (a Maildir on an unmounted disk, a folder
+    # removed to "re-download" it): emptied, they stop the folder whatever the numbers
+    guard_empty: Mapping[Side, bool] = field(default_factory=dict)
+    restore: bool = False
+    allow_deletions: bool = False
+
+
+def too_many_deletions(p: Plan, snaps: Mapping[Side, Snapshot], safety: Safety) -> str | None:
+    """Why this plan's deletions need the user's word first, or None."""
+    for s in Side:
+        n = p.count(Delete, s)
+        if not n:
+            continue
+        held = len(snaps[s].messages)
+        gone = s.other
+        if safety.guard_empty.get(gone) and not snaps[gone].messages and n > EMPTIED_MIN:
+            return (
+                f"the {SIDE_NAME[gone]} folder is empty but held mail at the last sync: "
+                f"{n} messages would be deleted on the {SIDE_NAME[s]} side"
+            )
+        if n > safety.max_deletes and n * 100 > safety.max_share * held:
+            return (
+                f"{n} of its {held} messages would be deleted on the {SIDE_NAME[s]} side "
+                f"(more than max_deletes = {safety.max_deletes} and more than "
+                f"max_delete_share = {safety.max_share} %)"
+            )
+    return None
 
 
 def renumbered(fstate: FolderState, side: Side, snap: Snapshot) -> str | None:
@@ -53,7 +93,9 @@ async def sync_folder(
     opts: SyncOptions,
     dry_run: bool = False,
     label: str = "",
+    safety: Safety | None = None,
 ) -> FolderResult:
+    safety = safety or Safety()
     snap_a, snap_b = await asyncio.gather(folders[Side.A].snapshot(), folders[Side.B].snapshot())
     snaps = {Side.A: snap_a, Side.B: snap_b}
     warnings: list[str] = []
@@ -76,21 +118,49 @@ async def sync_folder(
             "matching them by content so none is copied twice"
         )
 
-    loose = unpaired(snap_a, snap_b, pairs)
-    keys: dict[Side, Mapping[MessageId, ContentKey]] | None = None
-    if loose[Side.A] and loose[Side.B]:
-        ka, kb = await asyncio.gather(
-            folders[Side.A].keys(sorted(loose[Side.A], key=str)),
-            folders[Side.B].keys(sorted(loose[Side.B], key=str)),
+    p = await _plan(folders, snap_a, snap_b, pairs, opts)
+    restored: list[PairRow] = []
+    why = too_many_deletions(p, snaps, safety)
+    if why and safety.restore:
+        # the safe way out: forget the pairs whose message is gone on one side, so the copy
+        # that is left is copied back instead of deleted
+        restored = [u.old for u in p.after_delete.values()]
+        doomed = set(restored)
+        pairs = [r for r in pairs if r not in doomed]
+        warnings.append(f"{why}; copying them back instead (--restore-missing)")
+        p = await _plan(folders, snap_a, snap_b, pairs, opts)
+    elif why and not safety.allow_deletions:
+        raise SafetyStop(
+            f"folder {label}: {why}; stopped, nothing was changed",
+            hint="if that mail was not deleted on purpose, run again with --restore-missing "
+            "to copy it back; to delete it, run again with --allow-deletions",
         )
-        keys = {Side.A: ka, Side.B: kb}
-    p = plan(snap_a, snap_b, pairs, opts, keys)
     if dry_run:
         return FolderResult(p, Report(), snaps, warnings)
     with db.transaction():
         if forget:
             db.forget_pairs(fstate)
         db.clear_pending(fstate)
+        db.delete_pairs(restored)
         fstate = db.set_sync_point(fstate, snaps)
     report = await apply(p, folders, db, fstate, snaps)
     return FolderResult(p, report, snaps, warnings)
+
+
+async def _plan(
+    folders: Mapping[Side, Folder],
+    snap_a: Snapshot,
+    snap_b: Snapshot,
+    pairs: list[PairRow],
+    opts: SyncOptions,
+) -> Plan:
+    loose = unpaired(snap_a, snap_b, pairs)
+    keys: dict[Side, Mapping[MessageId, ContentKey]] | None = None
+    if loose[Side.A] and loose[Side.B]:
+        # only then can a message on one side be a copy of one on the other
+        ka, kb = await asyncio.gather(
+            folders[Side.A].keys(sorted(loose[Side.A], key=str)),
+            folders[Side.B].keys(sorted(loose[Side.B], key=str)),
+        )
+        keys = {Side.A: ka, Side.B: kb}
+    return plan(snap_a, snap_b, pairs, opts, keys)

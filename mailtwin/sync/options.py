@@ -19,3 +19,6 @@ class RunOptions:
     logfile: Path | None = None  # -l
     syslog: bool = False  # -s
     debug: frozenset[str] = field(default_factory=frozenset)  # -d categories
+    # a folder stopped for safety (mass deletion, folder or messages gone): the way out
+    restore: bool = False  # --restore-missing: forget what is gone and copy it back
+    allow_deletions: bool = False  # --allow-deletions: carry the deletions out

@@ -78,3 +78,67 @@ def test_folder_name_escaping_the_maildir_is_refused(env: Env) -> None:
     assert "escaped" in p.stderr
     assert not (env.tmp / "escaped").exists()
     assert {b for _, b, _ in env.local("INBOX").values()} == {lf(msg(1))}
+
+
+def test_mass_deletion_stops_then_restore_or_allow(env: Env, dovecot: Dovecot) -> None:
+    c = env.imap()
+    for n in range(60):
+        c.append("INBOX", None, None, msg(n))
+    c.logout()
+    env.run()
+    files = sorted(p for _, _, p in env.local("INBOX").values())
+    for p in files[:55]:
+        p.unlink()
+    r = env.run(check=False)
+    assert r.returncode == 1
+    assert "55 of its 60 messages would be deleted on the remote side" in r.stderr
+    assert "--restore-missing" in r.stderr and "--allow-deletions" in r.stderr
+    assert len(env.server("INBOX")) == 60
+    # the safe way: they come back
+    dovecot.command_counts(reset=True)
+    env.run("--restore-missing")
+    assert dovecot.command_counts().get("APPEND", 0) == 0
+    assert len(env.local("INBOX")) == 60 and len(env.server("INBOX")) == 60
+    env.run()
+    # the forced way: they go
+    for p in sorted(p for _, _, p in env.local("INBOX").values())[:55]:
+        p.unlink()
+    env.run("--allow-deletions")
+    assert len(env.server("INBOX")) == 5 and len(env.local("INBOX")) == 5
+
+
+def test_emptied_local_folder_stops_below_the_limits(env: Env) -> None:
+    for n in range(8):
+        env.append("INBOX", msg(n), create=False)
+    env.run()
+    for _, _, p in env.local("INBOX").values():
+        p.unlink()
+    r = env.run(check=False)
+    assert r.returncode == 1 and "the local folder is empty but held mail" in r.stderr
+    assert len(env.server("INBOX")) == 8
+
+
+def test_limits_come_from_the_config(env: Env) -> None:
+    env.write_config(account="max_deletes = 0\nmax_delete_share = 0")
+    for n in range(4):
+        env.append("INBOX", msg(n), create=False)
+    env.run()
+    next(iter(env.local("INBOX").values()))[2].unlink()
+    r = env.run(check=False)
+    assert r.returncode == 1 and "1 of its 4 messages" in r.stderr
+
+
+def test_whole_maildir_deleted_deletes_nothing_and_restores(env: Env, dovecot: Dovecot) -> None:
+    env.append("INBOX", msg(1), create=False)
+    env.append("Work/Projects", msg(2))
+    env.run()
+    shutil.rmtree(env.maildir)
+    r = env.run(check=False)
+    assert r.returncode == 1 and "gone from the local side" in r.stderr
+    assert len(env.server("INBOX")) == 1 and len(env.server("Work/Projects")) == 1
+    dovecot.command_counts(reset=True)
+    env.run("--restore-missing")
+    used = {k for k, n in dovecot.command_counts().items() if n}
+    assert not used & {"APPEND", "STORE", "EXPUNGE"}
+    assert len(env.local("INBOX")) == 1 and len(env.local("Work.Projects")) == 1
+    env.run()
