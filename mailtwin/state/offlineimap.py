@@ -228,19 +228,19 @@ def adopt(
     if validity is not None and validity != b.uidvalidity:
         # its UIDs name other messages now: pairing them would mix messages up
         note(
-            f"UIDVALIDITY of {name_b!r} changed since OfflineIMAP's last sync ({validity} → "
-            f"{b.uidvalidity}); its status {source} is not used, messages are matched by content"
+            f"the server's UIDVALIDITY changed since OfflineIMAP's last sync ({validity} → "
+            f"{b.uidvalidity}): its status {source} is not used, messages are matched by content"
         )
         return Adopted([], validity, source, len(status))
     if validity is None and status:
         note(
-            f"no UIDVALIDITY record of OfflineIMAP's for {name_b!r}; trusting its status "
-            f"{source}, as OfflineIMAP does"
+            f"OfflineIMAP kept no UIDVALIDITY for this folder; its status {source} is trusted "
+            "as OfflineIMAP trusts it"
         )
     rows, twins = pair_rows(status, a, b, fmd5)
     if twins:
         note(
-            f"{twins} file(s) in {name_a!r} carry the UID of another file there (copied by hand?); "
-            "they are left to matching by content"
+            f"{twins} Maildir file(s) carry the UID of another file in this folder (copied by "
+            "hand?); they are left to matching by content"
         )
     return Adopted(rows, validity, source, len(status))

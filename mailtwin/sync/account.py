@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 from mailtwin.config.model import AccountConfig, GeneralConfig, RepositoryConfig
 from mailtwin.errors import ConfigError, FolderError, SafetyStop
-from mailtwin.model import SYSTEM_FLAGS, Side
+from mailtwin.model import SYSTEM_FLAGS, Side, Snapshot
 from mailtwin.state.lock import AccountLock
-from mailtwin.state.status import StatusDB
+from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder, Store
 from mailtwin.sync import crashpoint
-from mailtwin.sync.folder import Safety, sync_folder
+from mailtwin.sync.folder import CarryOver, Safety, sync_folder
 from mailtwin.sync.folders import FolderPair, RepoView, pair_folders
 from mailtwin.sync.options import RunOptions
 from mailtwin.sync.plan import Copy, Delete, Plan, SetFlags, SyncOptions
@@ -129,6 +129,19 @@ class AccountSync:
         return ok
 
     @property
+    def carry(self) -> CarryOver | None:
+        """OfflineIMAP's state for this account, adopted by a folder's first sync."""
+        if self.acct.local.type != "Maildir":
+            return None
+        return CarryOver(
+            self.general.metadata,
+            self.acct.name,
+            self.acct.remote.name,
+            self.acct.local.name,
+            self.acct.local.sep,
+        )
+
+    @property
     def safety(self) -> Safety:
         return Safety(
             max_deletes=self.acct.max_deletes,
@@ -224,7 +237,9 @@ class AccountSync:
             fstate = db.add_folder(pair.name_a, pair.name_b)
         folders = await self._open(pair, stores)
         try:
-            res = await sync_folder(folders, db, fstate, sopts, label=label, safety=self.safety)
+            res = await sync_folder(
+                folders, db, fstate, sopts, label=label, safety=self.safety, carry=self.carry
+            )
         finally:
             await asyncio.gather(*(f.close() for f in folders.values()), return_exceptions=True)
         r = res.report
@@ -249,22 +264,35 @@ class AccountSync:
         sopts: SyncOptions,
         missing: list[Side],
     ) -> None:
+        """Plan as a sync would (re-match, carry-over, safety stops included), change nothing."""
         from mailtwin.sync.plan import EMPTY, plan
 
-        snaps = {}
-        for s in Side:
-            if s in missing:
-                snaps[s] = EMPTY
-            else:
-                f = await stores[s].open_folder(pair.name(s), True)
-                try:
-                    snaps[s] = await f.snapshot()
-                finally:
-                    await f.close()
-        fstate = db.folder(pair.name_a, pair.name_b)
-        rows = db.pairs(fstate) if fstate is not None else []
-        p = plan(snaps[Side.A], snaps[Side.B], rows, sopts)
+        fstate = db.folder(pair.name_a, pair.name_b) or FolderState(0, pair.name_a, pair.name_b)
+        if missing:
+            # a folder still to be created: everything on the other side is new
+            snaps = {}
+            for s in Side:
+                snaps[s] = EMPTY if s in missing else await self._peek(stores[s], pair.name(s))
+            p = plan(snaps[Side.A], snaps[Side.B], [], sopts)
+        else:
+            folders = {s: await stores[s].open_folder(pair.name(s), True) for s in Side}
+            try:
+                res = await sync_folder(
+                    folders, db, fstate, sopts, True, label, self.safety, self.carry
+                )
+            finally:
+                await asyncio.gather(*(f.close() for f in folders.values()))
+            p = res.plan
+            for line in res.warnings:
+                self.emit(ev.Warning(self.acct.name, line, label))
         self.emit(_planned(self.acct.name, label, p))
+
+    async def _peek(self, store: Store, name: str) -> Snapshot:
+        f = await store.open_folder(name, True)
+        try:
+            return await f.snapshot()
+        finally:
+            await f.close()
 
 
 def _planned(account: str, label: str, p: Plan) -> ev.FolderPlanned:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mailtwin.errors import MessageError
 from mailtwin.model import MessageId, MessageInfo, Side, Snapshot
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
@@ -68,8 +69,11 @@ async def _copy_batch(
     if crashpoint.ACTIVE:
         sink = _CrashingSink(sink)
     result: ReceiveResult | None = None
+    skipped: MessageError | None = None
     try:
         await folders[src].fetch([c.id for c in batch], sink)
+    except MessageError as e:  # some message could not be read; the rest of the batch went on
+        skipped = e
     finally:
         # what landed before a fault is recorded all the same
         result = await sink.close()
@@ -86,6 +90,8 @@ async def _copy_batch(
             db.settle_pending(handles)
         crashpoint.step("copy batch recorded")
         report.copies[dst] += len(rows)
+    if skipped is not None:
+        report.failures.append(f"copy from {src.value} failed: {skipped}")
     for mid, why in result.failed.items():
         report.failures.append(f"copy of {src.value}:{mid} failed: {why}")
     for c in batch:

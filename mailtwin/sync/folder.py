@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mailtwin.errors import SafetyStop
 from mailtwin.model import ContentKey, MessageId, Side, Snapshot
@@ -33,6 +34,17 @@ class FolderResult:
     report: Report
     snapshots: Mapping[Side, Snapshot]
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CarryOver:
+    """Where OfflineIMAP kept its state for this account, to adopt on a first sync."""
+
+    metadata: Path
+    account: str
+    remote_repo: str
+    local_repo: str
+    sep_a: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,7 @@ async def sync_folder(
     dry_run: bool = False,
     label: str = "",
     safety: Safety | None = None,
+    carry: CarryOver | None = None,
 ) -> FolderResult:
     safety = safety or Safety()
     snap_a, snap_b = await asyncio.gather(folders[Side.A].snapshot(), folders[Side.B].snapshot())
@@ -111,6 +124,14 @@ async def sync_folder(
             forget = True
     if forget:
         pairs = []
+    if carry is not None and not pairs and fstate.uidvalidity_b is None:
+        # never synced by mailtwin: take over what OfflineIMAP knew, if it synced this folder
+        pairs = _adopt(carry, fstate, snaps, folders[Side.A], warnings)
+        if pairs and not dry_run:
+            with db.transaction():
+                db.insert_pairs(fstate, pairs)
+                fstate = db.set_sync_point(fstate, snaps)
+            pairs = db.pairs(fstate)
     interrupted = db.pending(fstate)
     if interrupted:
         warnings.append(
@@ -164,3 +185,31 @@ async def _plan(
         )
         keys = {Side.A: ka, Side.B: kb}
     return plan(snap_a, snap_b, pairs, opts, keys)
+
+
+def _adopt(
+    carry: CarryOver,
+    fstate: FolderState,
+    snaps: Mapping[Side, Snapshot],
+    local: Folder,
+    warnings: list[str],
+) -> list[PairRow]:
+    from mailtwin.state.offlineimap import adopt
+
+    fmd5 = getattr(local, "fmd5", None)
+    if not isinstance(fmd5, str):
+        return []
+    adopted = adopt(
+        carry.metadata,
+        carry.account,
+        carry.remote_repo,
+        carry.local_repo,
+        fstate.name_a,
+        fstate.name_b,
+        carry.sep_a,
+        snaps[Side.A],
+        snaps[Side.B],
+        fmd5,
+        warn=warnings.append,
+    )
+    return adopted.rows if adopted is not None else []

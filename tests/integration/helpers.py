@@ -176,6 +176,18 @@ starttls = no
         return p
 
 
+WRITE_COMMANDS = {"APPEND", "STORE", "EXPUNGE", "CREATE", "DELETE", "RENAME", "MOVE", "COPY"}
+
+
+def server_writes(counts: dict[str, int]) -> dict[str, int]:
+    """The commands that change a server, from Dovecot's counts (UID STORE is "UID_STORE")."""
+    return {
+        name: n
+        for name, n in counts.items()
+        if n and name.upper().removeprefix("UID_") in WRITE_COMMANDS
+    }
+
+
 def quote(folder: str) -> str:
     enc = imap_utf7.encode(folder).decode()
     return '"' + enc.replace("\\", "\\\\").replace('"', '\\"') + '"'

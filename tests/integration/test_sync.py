@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.dovecot import Dovecot, User
-from tests.integration.helpers import Env, lf, msg
-
-WRITES = {"APPEND", "STORE", "EXPUNGE", "CREATE", "DELETE", "RENAME", "MOVE", "COPY", "UID"}
+from tests.integration.helpers import Env, lf, msg, server_writes
 
 
 @pytest.fixture
@@ -17,10 +15,6 @@ def env(dovecot: Dovecot, imap_user: User, tmp_path: Path) -> Env:
     e = Env(dovecot, imap_user, tmp_path)
     e.write_config()
     return e
-
-
-def writes(counts: dict[str, int]) -> dict[str, int]:
-    return {k: v for k, v in counts.items() if k.upper() in WRITES and v}
 
 
 def test_initial_sync_is_complete_and_byte_exact(env: Env) -> None:
@@ -64,7 +58,7 @@ def test_second_sync_changes_nothing(env: Env, dovecot: Dovecot) -> None:
     before = env.listing()
     dovecot.command_counts(reset=True)
     env.run()
-    assert writes(dovecot.command_counts()) == {}
+    assert server_writes(dovecot.command_counts()) == {}
     assert env.listing() == before
 
 
@@ -141,7 +135,7 @@ def test_readonly_remote_is_never_written(env: Env, dovecot: Dovecot) -> None:
     path = next(iter(env.local("Archive").values()))[2]
     path.unlink()
     env.run()
-    assert writes(dovecot.command_counts()) == {}
+    assert server_writes(dovecot.command_counts()) == {}
     assert len(env.server("INBOX")) == 1 and len(env.server("Archive")) == 1
     assert "LocalOnly" not in env.server_folders()
     # the server's mail did arrive, and the local-only message stayed local
@@ -182,7 +176,7 @@ def test_dry_run_changes_nothing_and_names_the_plan(env: Env, dovecot: Dovecot) 
     before = env.listing()
     dovecot.command_counts(reset=True)
     p = env.run("--dry-run")
-    assert writes(dovecot.command_counts()) == {}
+    assert server_writes(dovecot.command_counts()) == {}
     assert env.listing() == before
     out = p.stdout
     assert "would create folder ServerNew on the local side" in out

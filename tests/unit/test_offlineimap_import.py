@@ -285,7 +285,7 @@ def test_two_files_with_one_uid_adopt_one(tmp_path: Path) -> None:
     a = snapshot([key(1, n=2), key(1, n=1)])  # copied by hand: both names carry U=1
     got, notes = run_adopt(tmp_path, a, snapshot([1], UIDVALIDITY))
     assert got is not None and got.rows == [PairRow(key(1, n=1), 1, frozenset({SEEN}))]
-    assert len(notes) == 1 and "1 file(s)" in notes[0]
+    assert len(notes) == 1 and "1 Maildir file(s)" in notes[0]
 
 
 # ---- FolderValidity --------------------------------------------------------------------------
@@ -315,7 +315,7 @@ def test_missing_validity_trusts_the_status_and_says_so(tmp_path: Path) -> None:
     sqlite_status(tmp_path, {1: "S"})
     got, notes = run_adopt(tmp_path, snapshot([key(1)]), snapshot([1], UIDVALIDITY))
     assert got is not None and got.uidvalidity_b is None and len(got.rows) == 1
-    assert len(notes) == 1 and "no UIDVALIDITY record" in notes[0]
+    assert len(notes) == 1 and "kept no UIDVALIDITY" in notes[0]
 
 
 def test_the_local_validity_file_is_not_needed(tmp_path: Path) -> None:

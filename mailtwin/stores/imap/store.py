@@ -10,13 +10,13 @@ import asyncio
 import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO
 
 from mailtwin.content import HEADER_CAP, KeyBuilder, LfToCrlf, key_of, message_id
-from mailtwin.errors import FolderError, InternalError, MessageError, cut
+from mailtwin.errors import ConnectionFailed, FolderError, InternalError, MessageError, cut
 from mailtwin.model import (
     ContentKey,
     Delivered,
@@ -42,6 +42,7 @@ from mailtwin.stores.imap.wire import (
 )
 
 FETCH_BATCH = 200  # messages per UID FETCH command (all batches are pipelined)
+MAX_UNREADABLE = 10  # messages a server may hang up on in one fetch before we give up
 KEY_BATCH = 2000  # messages per UID FETCH of headers for content keys
 SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk
 APPEND_BATCH_BYTES = 8 * 1024 * 1024  # uploads sent as one batch (one MULTIAPPEND)
@@ -94,21 +95,38 @@ class _Pool:
         self._size = max(1, size)
         self._opening = 0
         self.sessions: list[_Session] = []
+        self.dropped: list[_Session] = []  # broken, left to close with the store
 
     async def first(self) -> _Session:
+        self._drop_broken()
         if not self.sessions:
             self.sessions.append(_Session(await self._open()))
         return self.sessions[0]
 
     @asynccontextmanager
     async def lease(
-        self, folder: str | None = None, session: _Session | None = None
+        self, folder: str | None = None, session: _Session | None = None, context: str | None = None
     ) -> AsyncIterator[_Session]:
-        s = session or await self._pick(folder)
+        """A session to use alone; ``context`` (e.g. "folder 'INBOX'") names in errors what the
+        connection was used for. A given ``session`` that broke is replaced by another."""
+        s = session if session is not None and not session.conn.broken else None
+        s = s or await self._pick(folder)
         async with s.lock:
-            yield s
+            s.conn.context = context
+            try:
+                yield s
+            finally:
+                s.conn.context = None
+
+    def _drop_broken(self) -> None:
+        """Forget connections that failed: the next lease opens a new one (and selects again)."""
+        keep = [s for s in self.sessions if not s.conn.broken or s.lock.locked()]
+        if len(keep) < len(self.sessions):
+            self.dropped += [s for s in self.sessions if s not in keep]
+            self.sessions = keep
 
     async def _pick(self, folder: str | None) -> _Session:
+        self._drop_broken()
         idle = [s for s in self.sessions if not s.lock.locked()]
         for s in idle:
             if s.selected == folder:
@@ -179,6 +197,8 @@ class ImapStore:
 
     async def close(self) -> None:
         sessions, self._pool.sessions = self._pool.sessions, []
+        sessions += self._pool.dropped
+        self._pool.dropped = []
         await asyncio.gather(*(s.conn.logout() for s in sessions))
 
     async def list_folders(self) -> list[FolderInfo]:
@@ -212,7 +232,7 @@ class ImapStore:
 
     async def open_folder(self, name: str, readonly: bool) -> ImapFolder:
         readonly = readonly or self.settings.readonly
-        async with self._pool.lease(name) as s:
+        async with self._pool.lease(name, context=_context(name)) as s:
             info = await self._select(s, name, readonly)
         return ImapFolder(self, name, readonly, info)
 
@@ -242,6 +262,16 @@ class ImapStore:
             raise InternalError(f"write to {parse.human_name(what)!r} on a read-only IMAP store")
 
 
+@dataclass(slots=True)
+class _Progress:
+    """How far a FETCH got before the connection went: the uids whose data came whole, the
+    last one answered without it, and the server's BYE (if it said one)."""
+
+    done: set[int] = field(default_factory=set)
+    bare: int | None = None
+    bye: bytes | None = None
+
+
 class ImapFolder:
     """One folder of an ImapStore. Each operation leases a connection and selects the folder
     on it again if another folder was selected meanwhile."""
@@ -250,6 +280,7 @@ class ImapFolder:
         self._store = store
         self._name = name
         self._human = parse.human_name(name)
+        self._context = _context(name)
         self.readonly = readonly
         self.info = info
 
@@ -261,13 +292,17 @@ class ImapFolder:
     def caps(self) -> StoreCaps:
         return self._store.caps
 
+    def _lease(self, session: _Session | None) -> AbstractAsyncContextManager[_Session]:
+        """A connection, whatever it has selected (APPEND and STATUS need none)."""
+        return self._store._pool.lease(session=session, context=self._context)
+
     @asynccontextmanager
     async def _use(
         self, session: _Session | None = None, fresh: bool = False
     ) -> AsyncIterator[_Session]:
         """A connection with this folder selected. UIDs are those of the last snapshot: if
         UIDVALIDITY changed since, only ``fresh`` use (a new snapshot) goes on."""
-        async with self._store._pool.lease(self._name, session) as s:
+        async with self._store._pool.lease(self._name, session, self._context) as s:
             stale = s.selected != self._name or (s.readonly and not self.readonly)
             if stale or (fresh and not s.fresh):
                 info = await self._store._select(s, self._name, self.readonly)
@@ -305,14 +340,61 @@ class ImapFolder:
         top = max((int(u) for u in messages), default=0) + 1
         return Snapshot(info.uidvalidity, max(info.uidnext or 1, top), messages, info.highestmodseq)
 
+    async def _skipping(
+        self, ids: Sequence[MessageId], attempt: Callable[[list[int], _Progress], Awaitable[None]]
+    ) -> dict[int, str]:
+        """Run ``attempt`` (a FETCH that reads messages) over ``ids``. A server that cannot read
+        one message may answer its FETCH without the data asked for and hang up (Dovecot's
+        default, "BYE FETCH failed"): then that message is left out, and the rest fetched on a
+        new connection. Returns the messages left out so, with the server's reason."""
+        todo = sorted(set(_uids(ids)))
+        left_out: dict[int, str] = {}
+        while todo:
+            progress = _Progress()
+            try:
+                await attempt(todo, progress)
+                break
+            except ConnectionFailed:
+                bad = progress.bare
+                if bad is None or progress.bye is None or len(left_out) >= MAX_UNREADABLE:
+                    raise  # a plain network fault, or a server that fails on everything
+                left_out[bad] = cut(progress.bye)
+                todo = [u for u in todo if u not in progress.done and u not in left_out]
+                self._store._say(
+                    f"folder {self._human!r}: the server hung up on UID {bad}; going on without it"
+                )
+        return left_out
+
     async def fetch(self, ids: Sequence[MessageId], sink: BodySink) -> None:
-        sets = wire.uid_sets(_uids(ids), max_count=FETCH_BATCH)
+        """Stream the bodies of ``ids`` into ``sink``. A message the server cannot send (see
+        ``_skipping``), or the sink refuses, is skipped: MessageError once the rest is done."""
+        refused: list[MessageError] = []  # the sink's
+        left_out = await self._skipping(
+            ids, lambda todo, progress: self._fetch_bodies(todo, sink, progress, refused)
+        )
+        if left_out:
+            uids = ", ".join(str(u) for u in sorted(left_out))
+            raise MessageError(
+                f"the server could not send message UID {uids} and closed the connection "
+                f"({next(iter(left_out.values()))}); skipped it",
+                hint="the server's log tells why it cannot read the message",
+            )
+        if refused:
+            raise refused[0]
+
+    async def _fetch_bodies(
+        self,
+        uids: list[int],
+        sink: BodySink,
+        progress: _Progress,
+        refused: list[MessageError],
+    ) -> None:
+        sets = wire.uid_sets(uids, max_count=FETCH_BATCH)
         if not sets:
             return
         writer: BodyWriter | None = None  # the message being fetched
         seq = -1  # its sequence number
         into: BodyWriter | None = None  # where chunks go: the writer, inside its BODY[] only
-        skipped: MessageError | None = None  # the first message the sink refused
 
         async def deliver(ev: Event) -> None:
             nonlocal writer, seq, into
@@ -320,6 +402,7 @@ class ImapFolder:
                 if into is not None:
                     await into.write(ev.data)
             elif isinstance(ev, BodyStart):
+                progress.bare = None
                 if ev.section.upper() == b"BODY[]":
                     if writer is not None:  # a second BODY[] in one response: keep the last
                         w, writer, into = writer, None, None
@@ -332,56 +415,71 @@ class ImapFolder:
                 item = parse.fetch_item(ev)
                 if item is None or item.uid is None:
                     return
+                progress.bare = None
                 if writer is not None and item.seq == seq:
                     w, writer = writer, None
+                    progress.done.add(item.uid)
                     await w.finish(item.uid, item.internal_date)
                 elif item.body is not None:  # sent as a quoted string, not a literal
+                    progress.done.add(item.uid)
                     w = await sink.begin()
                     await w.write(item.body)
                     await w.finish(item.uid, item.internal_date)
+                elif item.flags is None:  # not a flag update: our FETCH, without the body
+                    progress.bare = item.uid
 
         async def on(ev: Event) -> None:
             # the sink refusing one message skips that one; any other error stops the fetch
-            nonlocal writer, into, skipped
+            nonlocal writer, into
             try:
                 await deliver(ev)
             except MessageError as e:
                 w, writer, into = writer, None, None
-                skipped = skipped or e
+                refused.append(e)
                 if w is not None:
                     await w.abort()
 
         cmds = [[b"UID", b"FETCH", s, b"(UID INTERNALDATE BODY.PEEK[])"] for s in sets]
         try:
             async with self._use() as s:
-                dones = await s.conn.run_all(cmds, on)
+                try:
+                    dones = await s.conn.run_all(cmds, on)
+                finally:
+                    progress.bye = s.conn.bye
         finally:
-            if writer is not None:
+            if writer is not None:  # cut off mid-body: the sink drops what it got
                 await writer.abort()
         for done in dones:
             if not done.ok and b"EXPUNGEISSUED" not in done.text.upper():
                 raise self._fail("fetching messages", done)
-        if skipped is not None:
-            raise skipped
 
     async def keys(self, ids: Sequence[MessageId]) -> dict[MessageId, ContentKey]:
         """Message-ID and RFC822.SIZE (the server counts CRLF line ends, as content keys do);
         for a message without a Message-ID, a second fetch of its whole header to hash."""
         out: dict[MessageId, ContentKey] = {}
         headerless: dict[int, int] = {}  # uid → size
-        await self._fetch_headers(ids, b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", out, headerless)
+        # a message the server cannot read is left out, as one not there: it stays unmatched
+        # and its copy reports it
+        mid = b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
+        await self._skipping(
+            ids, lambda todo, pr: self._fetch_headers(todo, mid, out, headerless, pr)
+        )
         if headerless:
-            await self._fetch_headers(list(headerless), b"BODY.PEEK[HEADER]", out, None)
+            await self._skipping(
+                list(headerless),
+                lambda todo, pr: self._fetch_headers(todo, b"BODY.PEEK[HEADER]", out, None, pr),
+            )
         return out
 
     async def _fetch_headers(
         self,
-        ids: Sequence[MessageId],
+        uids: list[int],
         section: bytes,
         out: dict[MessageId, ContentKey],
         headerless: dict[int, int] | None,
+        progress: _Progress,
     ) -> None:
-        sets = wire.uid_sets(_uids(ids), max_count=KEY_BATCH)
+        sets = wire.uid_sets(uids, max_count=KEY_BATCH)
         if not sets:
             return
         buf = bytearray()
@@ -393,6 +491,7 @@ class ImapFolder:
             if isinstance(ev, BodyStart):
                 buf.clear()
                 seq, inside = ev.seq, True
+                progress.bare = None
             elif isinstance(ev, BodyChunk):
                 if inside and len(buf) < HEADER_CAP:
                     buf.extend(ev.data)
@@ -400,11 +499,22 @@ class ImapFolder:
                 inside = False
             elif isinstance(ev, Untagged):
                 item = parse.fetch_item(ev)
-                if item is None or item.uid is None or item.size is None:
+                if item is None or item.uid is None:
                     return
-                header = bytes(buf) if item.seq == seq else (item.body or b"")
+                progress.bare = None
+                if item.seq == seq:
+                    header = bytes(buf)
+                elif item.body is not None:
+                    header = item.body
+                else:
+                    if item.flags is None:  # not a flag update: our FETCH, without its data
+                        progress.bare = item.uid
+                    return
+                if item.size is None:
+                    return
                 buf.clear()
                 seq = -1
+                progress.done.add(item.uid)
                 if headerless is not None and message_id(header) is None:
                     headerless[item.uid] = item.size
                 else:
@@ -412,7 +522,10 @@ class ImapFolder:
 
         cmds = [[b"UID", b"FETCH", s, b"(UID RFC822.SIZE " + section + b")"] for s in sets]
         async with self._use() as s:
-            dones = await s.conn.run_all(cmds, on)
+            try:
+                dones = await s.conn.run_all(cmds, on)
+            finally:
+                progress.bye = s.conn.bye
         for done in dones:
             if not done.ok and b"EXPUNGEISSUED" not in done.text.upper():
                 raise self._fail("reading message headers", done)
@@ -495,6 +608,11 @@ class ImapFolder:
 
     async def close(self) -> None:
         pass
+
+
+def _context(name: str) -> str:
+    """What a connection is used for, for error messages."""
+    return f"folder {parse.human_name(name)!r}"
 
 
 def _uid(i: MessageId) -> int:
@@ -622,7 +740,7 @@ class _Receiver:
                 m.spool.close()
 
     async def _run_all(self, cmds: list[list[Arg]]) -> list[Done]:
-        async with self._folder._store._pool.lease(session=self._session) as s:
+        async with self._folder._lease(self._session) as s:
             self._session = s
             return await s.conn.run_all(cmds)
 
@@ -649,7 +767,7 @@ class _Receiver:
                 found.append(parse.status_items(ev)[1].get("UIDNEXT", 0))
 
         cmd: list[Arg] = [b"STATUS", wire.astring(self._folder.name), b"(UIDNEXT)"]
-        async with self._folder._store._pool.lease(session=self._session) as s:
+        async with self._folder._lease(self._session) as s:
             self._session = s
             done = await s.conn.run(cmd, on)
         if done.ok and found and found[0] > 0:

@@ -29,6 +29,7 @@ from mailtwin.stores.imap.wire import Arg, BodyStart, Continuation, Event, Liter
 READ_SIZE = 256 * 1024
 WRITE_BLOCK = 256 * 1024
 LOGOUT_TIMEOUT = 5.0
+SLOW = "the server or the network is slow or down; socktimeout sets how long to wait"
 
 Handler = Callable[[Event], Awaitable[None]]
 Debug = Callable[[str], None]
@@ -85,11 +86,24 @@ class Connection:
         self._broken: str | None = None
         self._authenticated = False
         self.exists = 0  # messages in the selected folder, as the server last said
+        # what the connection is used for now (e.g. "folder 'INBOX'"), set by the store so
+        # that a lost connection names the folder it hit
+        self.context: str | None = None
 
     # ---- capabilities -------------------------------------------------------------------------
     @property
     def caps(self) -> frozenset[str]:
         return self._caps or frozenset()
+
+    @property
+    def bye(self) -> bytes | None:
+        """The text of the server's BYE, once it sent one."""
+        return self._bye
+
+    @property
+    def broken(self) -> bool:
+        """Failed or closed: no command can be sent on it any more."""
+        return self._broken is not None or self._writer is None
 
     def _set_caps(self, caps: frozenset[str]) -> None:
         self._caps = caps - self._ignore
@@ -285,7 +299,7 @@ class Connection:
         """Queue a command (literals included: waits for "+" where it must); returns its tag.
         A command the server ends before its literal (NO instead of "+") is left at that."""
         if self._broken is not None or self._writer is None:
-            raise ConnectionFailed(f"{self.where}: connection unusable ({self._broken})")
+            raise ConnectionFailed(f"{self._at()}connection unusable ({self._broken})")
         self._tags += 1
         tag = b"M%d" % self._tags
         name = args[0].decode() if isinstance(args[0], bytes) else "?"
@@ -338,7 +352,7 @@ class Connection:
             name = self._names.pop(t)
             if ev.status == "BAD":
                 raise ClientProtocolError(
-                    f"{self.where}: server rejected our {name} command: {cut(ev.text)}"
+                    f"{self._at()}server rejected our {name} command: {cut(ev.text)}"
                 )
             out.append(Done(name, ev.status, ev.text))
         return out
@@ -399,7 +413,7 @@ class Connection:
             async with asyncio.timeout(self._timeout):
                 await self._writer.drain()
         except TimeoutError:
-            raise self._fail(f"could not send within {self._timeout} s") from None
+            raise self._fail(f"could not send within {self._timeout} s", hint=SLOW) from None
         except OSError as e:
             raise self._fail(f"connection lost while sending: {e.strerror or e}") from e
 
@@ -419,12 +433,12 @@ class Connection:
 
     async def _read(self) -> None:
         if self._reader is None or self._broken is not None:
-            raise ConnectionFailed(f"{self.where}: connection unusable ({self._broken})")
+            raise ConnectionFailed(f"{self._at()}connection unusable ({self._broken})")
         try:
             async with asyncio.timeout(self._timeout):
                 data = await self._reader.read(READ_SIZE)
         except TimeoutError:
-            raise self._fail(f"no answer within {self._timeout} s") from None
+            raise self._fail(f"no answer within {self._timeout} s", hint=SLOW) from None
         except OSError as e:
             raise self._fail(f"connection lost: {e.strerror or e}") from e
         if not data:
@@ -452,12 +466,22 @@ class Connection:
             if caps is not None:
                 self._set_caps(caps)
 
-    def _fail(self, what: str, kind: type[ConnectionFailed] = ConnectionFailed) -> ConnectionFailed:
-        """The connection is unusable from now on; the error to raise."""
+    def _at(self) -> str:
+        """Where, for a message: the server, and the folder when the store said which."""
+        return f"{self.where}: {self.context}: " if self.context else f"{self.where}: "
+
+    def _fail(
+        self, what: str, kind: type[ConnectionFailed] = ConnectionFailed, hint: str | None = None
+    ) -> ConnectionFailed:
+        """The connection is unusable from now on; the error to raise, naming the folder and
+        the command it was used for."""
         self._broken = what
         if self._writer is not None:
             self._writer.transport.abort()
-        return kind(f"{self.where}: {what}")
+        # the oldest command in flight
+        doing = next((n for t, n in self._names.items() if t not in self._done), None)
+        during = f" during {doing}" if doing and not what.startswith("cancelled") else ""
+        return kind(f"{self._at()}{what}{during}", hint)
 
     # ---- debug ----------------------------------------------------------------------------------
     def _say(self, line: str) -> None:
