@@ -54,6 +54,7 @@ from mailtwin.stores.maildir_names import (
 __all__ = ["MaildirFolder", "MaildirStore", "folder_md5", "offlineimap_uid"]
 
 READ_CHUNK = 1 << 20
+TMP_MAX_AGE = 36 * 3600  # seconds: the Maildir convention's limit for tmp/ files
 MAX_PENDING = 256  # messages written and being fsynced before a batch lands
 WRITE_BUFFER = 256 * 1024
 RESOLVE_ROUNDS = 3  # rescans allowed for files a mail client keeps renaming under us
@@ -264,6 +265,7 @@ class MaildirFolder:
         self.readonly = readonly
         self.infosep = infosep
         self.warnings: list[str] = []
+        self._tmp_cleaned = False
         # id → "cur/<file name>" or "new/<file name>", as of the last scan or our own renames
         self._paths: dict[str, str] = {}
 
@@ -413,7 +415,30 @@ class MaildirFolder:
 
     def receiver(self, meta: Mapping[MessageId, MessageInfo]) -> BodySink:
         self._guard("receiver()")
+        if not self._tmp_cleaned:
+            self._clean_tmp()
+            self._tmp_cleaned = True
         return _Sink(self, meta)
+
+    def _clean_tmp(self) -> None:
+        """Remove what an interrupted delivery left in tmp/: files named as ours (this folder's
+        FMD5) by another process, which the account lock says is gone; and, as the Maildir
+        convention asks, any file untouched for 36 hours."""
+        tmp = os.path.join(self.path, "tmp")
+        ours = f",FMD5={self.fmd5}"
+        mine = f".{os.getpid()}."
+        old = time.time() - TMP_MAX_AGE
+        try:
+            entries = list(os.scandir(tmp))
+        except OSError:
+            return
+        for e in entries:
+            try:
+                stale = (ours in e.name and mine not in e.name) or e.stat().st_mtime < old
+                if stale and e.is_file(follow_symlinks=False):
+                    os.unlink(e.path)
+            except OSError:
+                continue  # gone already, or not ours to remove: leave it
 
     async def store_flags(self, changes: Sequence[FlagChange]) -> None:
         """Rename each file to its new ``:2,`` suffix (unknown letters kept); a file that gains

@@ -718,3 +718,18 @@ def test_offlineimap_agrees_on_names(root: Path, inbox: MaildirFolder) -> None:
     assert snap.messages[mid].flags == {"\\Answered", "\\Seen"}
     run(inbox.store_flags([FlagChange(mid, FLAGGED, NO_FLAGS)]))
     assert (root / "INBOX" / "cur" / f"{mid}:2,FRSb").exists()
+
+
+def test_receiver_cleans_tmp_debris_of_a_dead_run(tmp_path: Path) -> None:
+    store = MaildirStore(tmp_path, fsync=False)
+    asyncio.run(store.create_folder("INBOX"))
+    folder = asyncio.run(store.open_folder("INBOX", False))
+    tmp = tmp_path / "INBOX" / "tmp"
+    fmd5 = folder.fmd5
+    debris = tmp / f"1700000000_1.999999.host,FMD5={fmd5}"
+    debris.write_bytes(b"half a message")
+    other = tmp / "1700000000.M1P2.procmail"  # another program's, fresh: left alone
+    other.write_bytes(b"being delivered")
+    folder.receiver({})
+    assert not debris.exists()
+    assert other.exists()

@@ -42,9 +42,28 @@ def server_template(dovecot: Dovecot) -> User:
     return user
 
 
+def timed_run(env: Env) -> float:
+    start = time.monotonic()
+    env.run()
+    return time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def initial_seconds(
+    dovecot: Dovecot, server_template: User, tmp_path_factory: pytest.TempPathFactory
+) -> float:
+    """How long the whole initial sync takes here: the kills fall inside it."""
+    user = dovecot.new_user("killtime")
+    subprocess.run(["cp", "-a", str(server_template.home), str(user.home)], check=True)
+    env = Env(dovecot, user, tmp_path_factory.mktemp("killtime"))
+    env.write_config()
+    return timed_run(env)
+
+
 def kill_at_random(env: Env, seed: int, span: float) -> int:
-    """Start a sync and SIGKILL it at a moment drawn from the seed; its exit code."""
-    delay = random.Random(seed).uniform(0.05, span)
+    """Start a sync and SIGKILL it at a moment drawn from the seed within ``span`` seconds
+    (start-up included); its exit code."""
+    delay = random.Random(seed).uniform(0.05, 0.95) * span
     p = subprocess.Popen(
         [sys.executable, "-m", "mailtwin", "-c", str(env.config), "-o", "-u", "quiet"],
         stdout=subprocess.DEVNULL,
@@ -71,12 +90,14 @@ def assert_quiet_next_run(env: Env, dovecot: Dovecot) -> None:
     assert env.listing() == before
 
 
-def initial_sync_killed(seed: int, dovecot: Dovecot, template: User, tmp: Path) -> None:
+def initial_sync_killed(
+    seed: int, dovecot: Dovecot, template: User, tmp: Path, span: float
+) -> None:
     user = dovecot.new_user("kill")
     subprocess.run(["cp", "-a", str(template.home), str(user.home)], check=True)
     env = Env(dovecot, user, tmp)
     env.write_config()
-    kill_at_random(env, seed, span=2.5)
+    kill_at_random(env, seed, span)
     env.run()
     want_inbox = Counter(lf(body(n)) for n in range(INITIAL) if n % 3)
     want_archive = Counter(lf(body(n)) for n in range(INITIAL) if not n % 3)
@@ -91,7 +112,7 @@ def push_killed(seed: int, dovecot: Dovecot, imap_user: User, tmp: Path) -> None
     env.run()  # an empty account, synced: INBOX exists on both sides
     for n in range(PUSH):
         env.add_local("INBOX", f"17000{n:05d}.push.host", lf(body(10_000 + n)), "S")
-    kill_at_random(env, seed, span=0.8)
+    kill_at_random(env, seed, span=0.6)
     env.run()
     assert_same(env, "INBOX", "INBOX", Counter(lf(body(10_000 + n)) for n in range(PUSH)))
     assert_quiet_next_run(env, dovecot)
@@ -99,9 +120,9 @@ def push_killed(seed: int, dovecot: Dovecot, imap_user: User, tmp: Path) -> None
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_initial_sync_killed_then_resumed(
-    seed: int, dovecot: Dovecot, server_template: User, tmp_path: Path
+    seed: int, dovecot: Dovecot, server_template: User, tmp_path: Path, initial_seconds: float
 ) -> None:
-    initial_sync_killed(seed, dovecot, server_template, tmp_path)
+    initial_sync_killed(seed, dovecot, server_template, tmp_path, initial_seconds)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -114,9 +135,9 @@ def test_push_killed_then_resumed(
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4, 30))
 def test_initial_sync_killed_many_seeds(
-    seed: int, dovecot: Dovecot, server_template: User, tmp_path: Path
+    seed: int, dovecot: Dovecot, server_template: User, tmp_path: Path, initial_seconds: float
 ) -> None:
-    initial_sync_killed(seed, dovecot, server_template, tmp_path)
+    initial_sync_killed(seed, dovecot, server_template, tmp_path, initial_seconds)
 
 
 @pytest.mark.slow
