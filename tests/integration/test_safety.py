@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,26 @@ def test_whole_maildir_deleted_deletes_nothing_and_restores(env: Env, dovecot: D
     assert not used & {"APPEND", "STORE", "EXPUNGE"}
     assert len(env.local("INBOX")) == 1 and len(env.local("Work.Projects")) == 1
     env.run()
+
+
+def test_server_restored_from_backup_is_rematched(env: Env, dovecot: Dovecot) -> None:
+    env.append("INBOX", msg(1), create=False)
+    env.run()
+    backup = env.tmp / "server-backup"
+    subprocess.run(["cp", "-a", str(env.user.home), str(backup)], check=True)
+    env.append("INBOX", msg(2), create=False)
+    env.append("INBOX", msg(3), create=False)
+    env.run()
+    # the server is put back as it was: same UIDVALIDITY, UIDNEXT lower than recorded
+    shutil.rmtree(env.user.home)
+    subprocess.run(["cp", "-a", str(backup), str(env.user.home)], check=True)
+    env.append("INBOX", msg(4), create=False)  # takes a UID that msg(2) had
+    p = env.run()
+    assert "UIDNEXT went back" in p.stderr
+    want = sorted(lf(msg(n)) for n in (1, 2, 3, 4))
+    assert sorted(lf(b) for _, b in env.server("INBOX").values()) == want
+    assert sorted(b for _, b, _ in env.local("INBOX").values()) == want
+    before = env.listing()
+    dovecot.command_counts(reset=True)
+    assert env.run().stderr == ""
+    assert env.listing() == before and not server_writes(dovecot.command_counts())
