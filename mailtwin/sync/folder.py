@@ -156,6 +156,14 @@ async def sync_folder(
             hint="if that mail was not deleted on purpose, run again with --restore-missing "
             "to copy it back; to delete it, run again with --allow-deletions",
         )
+    if not pairs:
+        # a first sync or a rebuild: say what only one side has and must stay there
+        kept = _kept_alone(p, snaps, opts)
+        for s, n in kept.items():
+            warnings.append(
+                f"{n} messages are only on the {SIDE_NAME[s]} side and stay there "
+                f"(the {SIDE_NAME[s.other]} side is read-only)"
+            )
     if dry_run:
         return FolderResult(p, Report(), snaps, warnings)
     with db.transaction():
@@ -213,3 +221,16 @@ def _adopt(
         warn=warnings.append,
     )
     return adopted.rows if adopted is not None else []
+
+
+def _kept_alone(p: Plan, snaps: Mapping[Side, Snapshot], opts: SyncOptions) -> dict[Side, int]:
+    """Per side that cannot send its new messages over: how many nothing pairs or copies."""
+    out = {}
+    for s in Side:
+        if opts.writable[s.other]:
+            continue
+        matched = {r.id(s) for r in p.matches}
+        n = len(snaps[s].messages) - len(matched)
+        if n > 0:
+            out[s] = n
+    return out

@@ -176,7 +176,8 @@ def test_rebuild_without_state_transfers_only_the_new(pair: Pair, dovecot: Dovec
     shutil.rmtree(pair.tmp / "meta")
     append(pair.master, "INBOX", msg(600))
     dovecot.command_counts(reset=True)
-    pair.run()
+    p = pair.backup.run()
+    assert "1 messages are only on the local side and stay there" in p.stderr
     counts = dovecot.command_counts()
     assert counts.get("APPEND", 0) == 1
     backup = Counter(body for _, _, body in fetch_all(pair.backup, "INBOX").values())
