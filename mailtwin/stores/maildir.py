@@ -54,6 +54,7 @@ from mailtwin.stores.maildir_names import (
 __all__ = ["MaildirFolder", "MaildirStore", "folder_md5", "offlineimap_uid"]
 
 READ_CHUNK = 1 << 20
+SCAN_ROUNDS = 3  # listings of a folder a mail client keeps changing, before taking the last
 TMP_MAX_AGE = 36 * 3600  # seconds: the Maildir convention's limit for tmp/ files
 MAX_PENDING = 256  # messages written and being fsynced before a batch lands
 WRITE_BUFFER = 256 * 1024
@@ -285,20 +286,9 @@ class MaildirFolder:
         sep = self.infosep
         # the same info suffix repeats across thousands of files: parse each kind once
         flag_cache: dict[str, Flags] = {}
+        listed = self._list_stable()
         for sub in ("cur", "new"):  # cur/ first: of two copies, the one a client has seen wins
-            try:
-                with os.scandir(os.path.join(self.path, sub)) as it:
-                    # d_type answers is_dir() without a stat on every common file system
-                    names = [
-                        e.name
-                        for e in it
-                        if not e.name.startswith(".") and not e.is_dir(follow_symlinks=False)
-                    ]
-            except OSError as e:
-                raise FolderError(
-                    f"folder {self._name!r}: cannot list {sub}/: {e.strerror}",
-                    hint="check that the folder still exists and is readable",
-                ) from e
+            names = listed[sub]
             prefix = sub + "/"
             for fname in names:
                 mid, _, info = fname.partition(sep)
@@ -322,6 +312,33 @@ class MaildirFolder:
                     size = size_of(mid, sep) if ",S=" in mid else None
                     infos[mid] = MessageInfo(mid, flags, size)
         self._paths = paths
+
+    def _list_stable(self) -> dict[str, list[str]]:
+        """The file names in new/ and cur/, listed so that a mail client's renames cannot hide
+        a message: new/ before cur/ (a message moved new/ → cur/ meanwhile is then seen at
+        least once), and again while either directory changed during the listing."""
+        dirs = {sub: os.path.join(self.path, sub) for sub in ("new", "cur")}
+        listed: dict[str, list[str]] = {}
+        for _ in range(SCAN_ROUNDS):
+            try:
+                before = [os.stat(d).st_mtime_ns for d in dirs.values()]
+                for sub, d in dirs.items():
+                    with os.scandir(d) as it:
+                        # d_type answers is_dir() without a stat on every common file system
+                        listed[sub] = [
+                            e.name
+                            for e in it
+                            if not e.name.startswith(".") and not e.is_dir(follow_symlinks=False)
+                        ]
+                after = [os.stat(d).st_mtime_ns for d in dirs.values()]
+            except OSError as e:
+                raise FolderError(
+                    f"folder {self._name!r}: cannot list {e.filename}: {e.strerror}",
+                    hint="check that the folder still exists and is readable",
+                ) from e
+            if before == after:
+                break
+        return listed
 
     async def snapshot(self) -> Snapshot:
         """Every message's id and flags (size only where the name holds it). A Maildir has no

@@ -8,19 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailtwin.config.model import AccountConfig, GeneralConfig, RepositoryConfig
-from mailtwin.errors import ConfigError, FolderError, SafetyStop
+from mailtwin.errors import ConfigError, ConnectionFailed, FolderError, SafetyStop
 from mailtwin.model import SYSTEM_FLAGS, Side, Snapshot
 from mailtwin.state.lock import AccountLock
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder, Store
 from mailtwin.sync import crashpoint
+from mailtwin.sync.apply import SIDE_NAME
 from mailtwin.sync.folder import CarryOver, Safety, sync_folder
 from mailtwin.sync.folders import FolderPair, RepoView, pair_folders
 from mailtwin.sync.options import RunOptions
 from mailtwin.sync.plan import Copy, Delete, Plan, SetFlags, SyncOptions
 from mailtwin.ui import events as ev
-
-SIDE_NAME = {Side.A: "local", Side.B: "remote"}
 
 
 def display(name: str) -> str:
@@ -183,13 +182,22 @@ class AccountSync:
         )
         sopts = self.sync_options(stores)
         ok = True
+        dropped = False
         for pair in pairs:
             if self.stop():
                 break
             label = display(pair.name_b)
             try:
-                await self._sync_pair(pair, label, stores, db, sopts)
+                ok = await self._sync_pair(pair, label, stores, db, sopts) and ok
             except (FolderError, SafetyStop) as e:
+                ok = False
+                self.emit(ev.Failed(name, str(e), label, e.hint))
+            except ConnectionFailed as e:
+                # one dropped connection fails this folder; the stores reconnect for the next.
+                # A second one, or one that retrying cannot mend, ends the account.
+                if dropped or not e.retry:
+                    raise
+                dropped = True
                 ok = False
                 self.emit(ev.Failed(name, str(e), label, e.hint))
         return ok
@@ -201,13 +209,18 @@ class AccountSync:
         stores: dict[Side, Store],
         db: StatusDB,
         sopts: SyncOptions,
-    ) -> None:
+    ) -> bool:
+        """Sync one folder pair; False when some message of it failed."""
         name = self.acct.name
         fstate = db.folder(pair.name_a, pair.name_b)
         missing = [s for s in Side if not pair.exists(s)]
-        if fstate is not None and missing:
+        synced_before = fstate is not None and (
+            fstate.uidvalidity_a is not None or fstate.uidvalidity_b is not None
+        )
+        if synced_before and missing:
+            assert fstate is not None
             if len(missing) == 2:
-                return
+                return True
             gone = missing[0]
             if not self.opts.restore:
                 raise SafetyStop(
@@ -225,17 +238,17 @@ class AccountSync:
         for s in missing:
             view_ok = self.repos[s].createfolders and not self.repos[s].readonly
             if not view_ok:
-                return  # OfflineIMAP: that side does not get new folders; nothing to sync
+                return True  # OfflineIMAP: that side does not get new folders; nothing to sync
             self.emit(ev.FolderCreated(name, s, display(pair.name(s)), self.opts.dry_run))
             if not self.opts.dry_run:
                 await stores[s].create_folder(pair.name(s))
                 crashpoint.step(f"folder created on {s.value}")
         if self.opts.dry_run:
             await self._dry_run(pair, label, stores, db, sopts, missing)
-            return
-        if fstate is None:
-            fstate = db.add_folder(pair.name_a, pair.name_b)
+            return True
         folders = await self._open(pair, stores)
+        if fstate is None:  # recorded once both sides opened: a folder never opened is not known
+            fstate = db.add_folder(pair.name_a, pair.name_b)
         try:
             res = await sync_folder(
                 folders, db, fstate, sopts, label=label, safety=self.safety, carry=self.carry
@@ -245,9 +258,12 @@ class AccountSync:
         r = res.report
         for line in res.warnings:
             self.emit(ev.Warning(name, line, label))
-        for line in r.failures:
+        for line in r.notes:
             self.emit(ev.Warning(name, line, label))
+        for line in r.failures:
+            self.emit(ev.Failed(name, line, label))
         self.emit(ev.FolderDone(name, label, r.copies, r.flags, r.deletions, len(r.failures)))
+        return not r.failures
 
     async def _open(self, pair: FolderPair, stores: dict[Side, Store]) -> dict[Side, Folder]:
         opened = await asyncio.gather(

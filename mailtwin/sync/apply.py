@@ -15,6 +15,7 @@ from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, Folder, Recei
 from mailtwin.sync import crashpoint
 from mailtwin.sync.plan import Copy, Plan
 
+SIDE_NAME = {Side.A: "local", Side.B: "remote"}  # as OfflineIMAP's config calls them
 COPY_BATCH = 250  # messages per recorded copy batch: bounds what a crash can leave unrecorded
 WRITE_BATCH = 2000  # flag changes / deletions per store call and transaction
 
@@ -24,7 +25,8 @@ class Report:
     copies: dict[Side, int] = field(default_factory=lambda: {Side.A: 0, Side.B: 0})
     flags: dict[Side, int] = field(default_factory=lambda: {Side.A: 0, Side.B: 0})
     deletions: dict[Side, int] = field(default_factory=lambda: {Side.A: 0, Side.B: 0})
-    failures: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # messages that did not sync: exit 1
+    notes: list[str] = field(default_factory=list)  # worth saying, not a failure
 
 
 async def apply(
@@ -91,14 +93,14 @@ async def _copy_batch(
         crashpoint.step("copy batch recorded")
         report.copies[dst] += len(rows)
     if skipped is not None:
-        report.failures.append(f"copy from {src.value} failed: {skipped}")
+        report.failures.append(f"a copy from the {SIDE_NAME[src]} side failed: {skipped}")
     for mid, why in result.failed.items():
-        report.failures.append(f"copy of {src.value}:{mid} failed: {why}")
+        report.failures.append(f"copy of {SIDE_NAME[src]} message {mid} failed: {why}")
     for c in batch:
         d = result.delivered.get(c.id)
         if d is not None and d.id is None:
-            report.failures.append(
-                f"copy of {src.value}:{c.id} landed but its new id is unknown; "
+            report.notes.append(
+                f"copy of {SIDE_NAME[src]} message {c.id} landed but its new id is unknown; "
                 "it is matched by content on the next run"
             )
 

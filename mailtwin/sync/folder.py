@@ -19,10 +19,9 @@ from mailtwin.model import ContentKey, MessageId, Side, Snapshot
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder
-from mailtwin.sync.apply import Report, apply
+from mailtwin.sync.apply import SIDE_NAME, Report, apply
 from mailtwin.sync.plan import Delete, Plan, SyncOptions, plan, unpaired
 
-SIDE_NAME = {Side.A: "local", Side.B: "remote"}
 # an emptied Maildir folder stops the sync when it held more than this many messages; fewer is
 # everyday life (the one draft sent, the small Trash emptied)
 EMPTIED_MIN = 5
