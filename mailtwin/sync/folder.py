@@ -82,10 +82,12 @@ def too_many_deletions(p: Plan, snaps: Mapping[Side, Snapshot], safety: Safety) 
 
 
 def renumbered(fstate: FolderState, side: Side, snap: Snapshot) -> str | None:
-    """Why the recorded UIDs of ``side`` no longer hold, or None when they do."""
+    """Why the recorded UIDs of ``side`` no longer hold, or None when they do (asked only
+    when the status pairs messages in this folder)."""
     known = fstate.uidvalidity(side)
     if known is None:
-        return None
+        # pairs are only ever recorded after the sync point: without one they cannot be trusted
+        return "the status holds messages but no UIDVALIDITY"
     if known != snap.uidvalidity:
         return f"UIDVALIDITY changed ({known} → {snap.uidvalidity})"
     uidnext = fstate.uidnext(side)
