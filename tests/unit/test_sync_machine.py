@@ -158,9 +158,9 @@ class SyncMachine(RuleBasedStateMachine):
 TestSyncMachine = SyncMachine.TestCase
 TestSyncMachine.settings = settings(
     # the bar: at least 2,000 examples in CI; fewer while developing
-    max_examples=2000 if os.environ.get("CI") else 200,
+    max_examples=max(2000 if os.environ.get("CI") else 200, settings.default.max_examples),
     # CI explores the same 2,000 cases each time (a red CI must mean a change broke something);
-    # local runs draw new ones, and HYPOTHESIS_PROFILE=long draws many more
+    # local runs draw new ones (HYPOTHESIS_PROFILE=long: as many as that profile says)
     derandomize=bool(os.environ.get("CI")),
     stateful_step_count=25,
     deadline=None,
