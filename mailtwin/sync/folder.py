@@ -10,6 +10,7 @@ re-match pairs up a copy that landed before a crash could record it, and rebuild
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder
 from mailtwin.sync.apply import SIDE_NAME, Report, apply
+from mailtwin.sync.bodyhash import BodyHashes
 from mailtwin.sync.plan import Delete, Plan, SyncOptions, plan, unpaired
 
 # an emptied Maildir folder stops the sync when it held more than this many messages; fewer is
@@ -193,7 +195,32 @@ async def _plan(
             folders[Side.B].keys(sorted(loose[Side.B], key=str)),
         )
         keys = {Side.A: ka, Side.B: kb}
+        await _tell_apart(folders, keys)
     return plan(snap_a, snap_b, pairs, opts, keys)
+
+
+async def _tell_apart(
+    folders: Mapping[Side, Folder], keys: dict[Side, Mapping[MessageId, ContentKey]]
+) -> None:
+    """Where one key stands for more than one message on a side, add a hash of each one's
+    body: two different messages that share a Message-ID and a size (a resent or edited
+    message) must not pass for copies of each other. True duplicates hash alike and stay so."""
+    count: Counter[ContentKey] = Counter()
+    for s in Side:
+        count.update(keys[s].values())
+    shared = set(keys[Side.A].values()) & set(keys[Side.B].values())
+    unclear = {k for k in shared if count[k] > 2}
+    if not unclear:
+        return
+    for s in Side:
+        ids = sorted((m for m, k in keys[s].items() if k in unclear), key=str)
+        sink = BodyHashes()
+        await folders[s].fetch(ids, sink)
+        refined = dict(keys[s])
+        for m in ids:
+            if m in sink.hashes:
+                refined[m] = f"{keys[s][m]} {sink.hashes[m]}"
+        keys[s] = refined
 
 
 def _adopt(
