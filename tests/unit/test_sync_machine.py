@@ -16,6 +16,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -25,6 +26,9 @@ from mailtwin.state.status import StatusDB
 from mailtwin.stores.memory import InjectedFault, MemFolderData, MemoryStore
 from mailtwin.sync.folder import sync_folder
 from mailtwin.sync.plan import SyncOptions
+
+# 2,000 cases take about 90 s here; the long profile far more
+pytestmark = pytest.mark.timeout(0 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 900)
 
 FLAGS = ["\\Seen", "\\Flagged", "\\Answered", "\\Draft"]
 OPTS = SyncOptions(writable={Side.A: True, Side.B: True}, deletes_from={Side.A: True, Side.B: True})
