@@ -76,3 +76,34 @@ class StoreCaps:
     # True when append() reports the new ids (IMAP UIDPLUS, Maildir always)
     knows_new_ids: bool = True
     extra: Mapping[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStamp:
+    """What a store tells of a folder without opening it. Equal stamps taken before two syncs
+    mean the folder did not change in between, when ``complete``: IMAP (UIDVALIDITY, UIDNEXT,
+    MESSAGES, HIGHESTMODSEQ); Maildir (st_mtime_ns of new/, of cur/). None: not known."""
+
+    kind: str  # "imap" or "maildir": stamps of different kinds never match
+    values: tuple[int | None, ...]
+
+    @property
+    def complete(self) -> bool:
+        # without HIGHESTMODSEQ a flag change shows in no field of an IMAP stamp
+        return bool(self.values) and None not in self.values
+
+    def text(self) -> str:
+        """The fixed text form kept in the status: ``imap 7 42 40 1093``, ``-`` for None."""
+        return " ".join([self.kind, *("-" if v is None else str(v) for v in self.values)])
+
+    @classmethod
+    def parse(cls, text: str | None) -> FolderStamp | None:
+        """The stamp of ``text()``; None for None or anything unreadable (that folder is then
+        simply synced in full)."""
+        if not text:
+            return None
+        kind, *rest = text.split()
+        try:
+            return cls(kind, tuple(None if v == "-" else int(v) for v in rest))
+        except ValueError:
+            return None

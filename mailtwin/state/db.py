@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mailtwin.errors import StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry migrates from version i to i + 1; index 0 creates the first schema.
 MIGRATIONS: tuple[str, ...] = (
@@ -50,6 +50,12 @@ MIGRATIONS: tuple[str, ...] = (
         uidnext INTEGER
     );
     CREATE INDEX pending_folder ON pending (folder);
+    """,
+    # each side's FolderStamp (text form) taken before the last sync that finished without a
+    # failure: equal stamps now skip the folder; NULL syncs it in full
+    """
+    ALTER TABLE folders ADD COLUMN stamp_a TEXT;
+    ALTER TABLE folders ADD COLUMN stamp_b TEXT;
     """,
 )
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailtwin.model import Flags, MessageId, Side, Snapshot
+from mailtwin.model import Flags, FolderStamp, MessageId, Side, Snapshot
 from mailtwin.state.db import open_db, open_or_reset
 from mailtwin.state.rows import PairRow
 
@@ -24,6 +24,8 @@ class FolderState:
     uidnext_b: int | None = None
     modseq_a: int | None = None
     modseq_b: int | None = None
+    stamp_a: str | None = None  # FolderStamp.text() as of the last sync without failure
+    stamp_b: str | None = None
 
     def name(self, side: Side) -> str:
         return self.name_a if side is Side.A else self.name_b
@@ -37,9 +39,13 @@ class FolderState:
     def modseq(self, side: Side) -> int | None:
         return self.modseq_a if side is Side.A else self.modseq_b
 
+    def stamp(self, side: Side) -> FolderStamp | None:
+        return FolderStamp.parse(self.stamp_a if side is Side.A else self.stamp_b)
+
 
 _FOLDER_COLS = (
-    "id, name_a, name_b, uidvalidity_a, uidvalidity_b, uidnext_a, uidnext_b, modseq_a, modseq_b"
+    "id, name_a, name_b, uidvalidity_a, uidvalidity_b, uidnext_a, uidnext_b, modseq_a, modseq_b,"
+    " stamp_a, stamp_b"
 )
 
 
@@ -103,11 +109,13 @@ class StatusDB:
 
     def set_sync_point(self, folder: FolderState, points: dict[Side, Snapshot]) -> FolderState:
         """Record each side's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ as of the last snapshot
-        (inside a transaction or alone): the next run tells a renumbered or restored folder."""
+        (inside a transaction or alone): the next run tells a renumbered or restored folder.
+        The stamps go: a sync that starts changing things is trusted only once it finished."""
         a, b = points[Side.A], points[Side.B]
         self.con.execute(
             "UPDATE folders SET uidvalidity_a = ?, uidvalidity_b = ?, uidnext_a = ?,"
-            " uidnext_b = ?, modseq_a = ?, modseq_b = ? WHERE id = ?",
+            " uidnext_b = ?, modseq_a = ?, modseq_b = ?, stamp_a = NULL, stamp_b = NULL"
+            " WHERE id = ?",
             (a.uidvalidity, b.uidvalidity, a.uidnext, b.uidnext, a.modseq, b.modseq, folder.id),
         )
         return FolderState(
@@ -120,6 +128,14 @@ class StatusDB:
             b.uidnext,
             a.modseq,
             b.modseq,
+        )
+
+    def set_stamps(self, folder: FolderState, stamps: Mapping[Side, FolderStamp | None]) -> None:
+        """Record the stamps taken before the snapshots of a sync that finished without a
+        failure, never ones taken after it changed anything."""
+        text = [st.text() if st is not None else None for st in (stamps[Side.A], stamps[Side.B])]
+        self.con.execute(
+            "UPDATE folders SET stamp_a = ?, stamp_b = ? WHERE id = ?", (*text, folder.id)
         )
 
     def forget_pairs(self, folder: FolderState) -> None:

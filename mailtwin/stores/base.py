@@ -17,6 +17,7 @@ from mailtwin.model import (
     Delivered,
     Flags,
     FolderInfo,
+    FolderStamp,
     MessageId,
     MessageInfo,
     Snapshot,
@@ -120,5 +121,11 @@ class Store(Protocol):
         ...
 
     async def open_folder(self, name: str, readonly: bool) -> Folder: ...
+
+    async def stamps(self, names: Sequence[str]) -> dict[str, FolderStamp | None]:
+        """A stamp of each folder in ``names``, all at once and without opening any (IMAP: from
+        the listing's LIST-STATUS, else one pipelined STATUS each). None where the store cannot
+        vouch that a change would show: that folder is then synced in full."""
+        ...
 
     async def close(self) -> None: ...

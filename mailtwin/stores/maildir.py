@@ -28,6 +28,7 @@ from mailtwin.model import (
     Delivered,
     Flags,
     FolderInfo,
+    FolderStamp,
     MessageId,
     MessageInfo,
     Snapshot,
@@ -59,6 +60,9 @@ TMP_MAX_AGE = 36 * 3600  # seconds: the Maildir convention's limit for tmp/ file
 MAX_PENDING = 256  # messages written and being fsynced before a batch lands
 WRITE_BUFFER = 256 * 1024
 RESOLVE_ROUNDS = 3  # rescans allowed for files a mail client keeps renaming under us
+# a directory mtime this close to the moment it is read is no stamp: on a file system with
+# coarse timestamps (1 s; FAT's 2 s) a change a moment later may leave the same mtime
+STAMP_MARGIN_NS = 2_000_000_000
 
 CAPS = StoreCaps(flags=SYSTEM_FLAGS, knows_new_ids=True)
 _MAILDIR = frozenset(MAILDIR_SUBDIRS)
@@ -226,6 +230,22 @@ class MaildirStore:
                     f"folder {name!r}: {full} leads outside the Maildir root {root}",
                     hint="remove the symlink, or exclude the folder with folderfilter",
                 )
+
+    async def stamps(self, names: Sequence[str]) -> dict[str, FolderStamp | None]:
+        """The mtimes of each folder's new/ and cur/: adding, deleting or renaming a file (a
+        flag change) changes its directory's mtime."""
+        return {name: self._stamp(name) for name in names}
+
+    def _stamp(self, name: str) -> FolderStamp | None:
+        try:
+            path = self.folder_path(name)
+            mtimes = [os.stat(os.path.join(path, sub)).st_mtime_ns for sub in ("new", "cur")]
+        except (FolderError, OSError):
+            return None  # opening it names the problem
+        now = time.time_ns()
+        if any(abs(now - m) < STAMP_MARGIN_NS for m in mtimes):
+            return None
+        return FolderStamp("maildir", tuple(mtimes))
 
     async def open_folder(self, name: str, readonly: bool) -> MaildirFolder:
         path = self.folder_path(name)

@@ -6,6 +6,7 @@ and every write can be made to fail after a number of operations (``fail_after``
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from mailtwin.model import (
     Delivered,
     Flags,
     FolderInfo,
+    FolderStamp,
     MessageId,
     MessageInfo,
     Snapshot,
@@ -51,6 +53,13 @@ class MemFolderData:
         self.uidnext = 1
         for _, m in old:
             self.add(m.body, m.flags, m.internal_date)
+
+    def stamp(self) -> FolderStamp:
+        """As an IMAP server with CONDSTORE would give it; a digest of every uid and its flags
+        stands in for HIGHESTMODSEQ, so tests that change messages directly are seen too."""
+        listing = repr(sorted((u, sorted(m.flags)) for u, m in self.messages.items()))
+        digest = zlib.crc32(listing.encode())
+        return FolderStamp("imap", (self.uidvalidity, self.uidnext, len(self.messages), digest))
 
     def add(self, body: bytes, flags: Flags = frozenset(), date: datetime | None = None) -> int:
         uid = self.uidnext
@@ -96,6 +105,9 @@ class MemoryStore:
         if name not in self.folders:
             raise FolderError(f"no folder {name!r}")
         return MemoryFolder(self, name, self.folders[name])
+
+    async def stamps(self, names: Sequence[str]) -> dict[str, FolderStamp | None]:
+        return {n: self.folders[n].stamp() if n in self.folders else None for n in names}
 
     async def close(self) -> None:
         return None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from mailtwin.config.model import AccountConfig, GeneralConfig, RepositoryConfig
 from mailtwin.errors import ConfigError, ConnectionFailed, FolderError, SafetyStop
-from mailtwin.model import SYSTEM_FLAGS, Side, Snapshot
+from mailtwin.model import SYSTEM_FLAGS, FolderStamp, Side, Snapshot
 from mailtwin.state.lock import AccountLock
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder, Store
@@ -19,6 +19,7 @@ from mailtwin.sync.folder import CarryOver, Safety, sync_folder
 from mailtwin.sync.folders import FolderPair, RepoView, pair_folders
 from mailtwin.sync.options import RunOptions
 from mailtwin.sync.plan import Copy, Delete, Plan, SetFlags, SyncOptions
+from mailtwin.sync.stamps import unchanged
 from mailtwin.ui import events as ev
 
 
@@ -181,14 +182,19 @@ class AccountSync:
             known=list(known),
         )
         sopts = self.sync_options(stores)
+        # taken now, before any folder's snapshot: a change from here on shows next time
+        stamps = await asyncio.gather(
+            *(stores[s].stamps([p.name(s) for p in pairs if p.exists(s)]) for s in Side)
+        )
         ok = True
         dropped = False
         for pair in pairs:
             if self.stop():
                 break
             label = display(pair.name_b)
+            now = {s: got.get(pair.name(s)) for s, got in zip(Side, stamps, strict=True)}
             try:
-                ok = await self._sync_pair(pair, label, stores, db, sopts) and ok
+                ok = await self._sync_pair(pair, label, stores, db, sopts, now) and ok
             except (FolderError, SafetyStop) as e:
                 ok = False
                 self.emit(ev.Failed(name, str(e), label, e.hint))
@@ -209,8 +215,10 @@ class AccountSync:
         stores: dict[Side, Store],
         db: StatusDB,
         sopts: SyncOptions,
+        now: dict[Side, FolderStamp | None],
     ) -> bool:
-        """Sync one folder pair; False when some message of it failed."""
+        """Sync one folder pair; False when some message of it failed. ``now``: each side's
+        stamp, taken before this run opened any folder."""
         name = self.acct.name
         fstate = db.folder(pair.name_a, pair.name_b)
         missing = [s for s in Side if not pair.exists(s)]
@@ -243,6 +251,11 @@ class AccountSync:
             if not self.opts.dry_run:
                 await stores[s].create_folder(pair.name(s))
                 crashpoint.step(f"folder created on {s.value}")
+        if not missing and fstate is not None and self._unchanged(fstate, now, db):
+            zero = {s: 0 for s in Side}
+            done = ev.FolderPlanned if self.opts.dry_run else ev.FolderDone
+            self.emit(done(name, label, zero, zero, zero))
+            return True
         if self.opts.dry_run:
             await self._dry_run(pair, label, stores, db, sopts, missing)
             return True
@@ -263,7 +276,17 @@ class AccountSync:
         for line in r.failures:
             self.emit(ev.Failed(name, line, label))
         self.emit(ev.FolderDone(name, label, r.copies, r.flags, r.deletions, len(r.failures)))
+        if not r.failures:
+            # every action is recorded: the stamps from before the snapshots now vouch for it
+            with db.transaction():
+                db.set_stamps(fstate, now)
         return not r.failures
+
+    @staticmethod
+    def _unchanged(fstate: FolderState, now: dict[Side, FolderStamp | None], db: StatusDB) -> bool:
+        """Neither side changed since the last sync that finished; nothing left half done."""
+        recorded = {s: fstate.stamp(s) for s in Side}
+        return unchanged(recorded, now) and not db.pending(fstate)
 
     async def _open(self, pair: FolderPair, stores: dict[Side, Store]) -> dict[Side, Folder]:
         opened = await asyncio.gather(

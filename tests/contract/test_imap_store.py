@@ -656,3 +656,34 @@ def test_readonly_store_refuses_writes(dovecot: Dovecot, imap_user: User) -> Non
 
     run(with_store(settings(dovecot, imap_user, readonly=True), body))
     assert dovecot.command_counts().get("SELECT", 0) == 0  # EXAMINE only
+
+
+@pytest.mark.parametrize(
+    "ignore", [set(), {"LIST-STATUS"}, {"CONDSTORE"}], ids=["LIST-STATUS", "STATUS", "no-CONDSTORE"]
+)
+def test_stamps(dovecot: Dovecot, imap_user: User, ignore: set[str]) -> None:
+    c = dovecot.client(imap_user)
+    c.create("Other")
+    c.append("INBOX", None, None, b"Subject: x\r\n\r\nx\r\n")
+    c.logout()
+
+    async def body(store: ImapStore) -> list[dict[str, Any]]:
+        out = []
+        for _ in range(2):
+            await store.list_folders()
+            out.append(await store.stamps(["INBOX", "Other", "Nope"]))
+            c = dovecot.client(imap_user)
+            c.select("INBOX")
+            c.store("1", "+FLAGS", "\\Flagged")  # moves only HIGHESTMODSEQ
+            c.logout()
+        return out
+
+    first, second = run(
+        with_store(settings(dovecot, imap_user, ignore_caps=frozenset(ignore)), body)
+    )
+    if "CONDSTORE" in ignore:  # a flag change would not show: no stamps at all
+        assert set(first.values()) == set(second.values()) == {None}
+        return
+    assert first["Nope"] is None and first["INBOX"].complete
+    assert first["INBOX"].values[1:3] == (2, 1)  # UIDNEXT, MESSAGES
+    assert second["INBOX"] != first["INBOX"] and second["Other"] == first["Other"]

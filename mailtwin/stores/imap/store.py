@@ -22,6 +22,7 @@ from mailtwin.model import (
     Delivered,
     Flags,
     FolderInfo,
+    FolderStamp,
     MessageId,
     MessageInfo,
     Snapshot,
@@ -48,6 +49,9 @@ SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk
 APPEND_BATCH_BYTES = 8 * 1024 * 1024  # uploads sent as one batch (one MULTIAPPEND)
 APPEND_BATCH_COUNT = 1000
 STRATEGY_CAPS = ("UIDPLUS", "LITERAL+", "LITERAL-", "MULTIAPPEND", "CONDSTORE", "QRESYNC", "MOVE")
+# a folder's stamp: any append, expunge or flag change moves one of these (with CONDSTORE)
+STAMP_ITEMS = ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "HIGHESTMODSEQ")
+_STAMP_ARG = b"(" + " ".join(STAMP_ITEMS).encode() + b")"
 _FLAG = re.compile(r"\\?[^\x00-\x20(){%*\"\\\]\x7f-\U0010ffff]+\Z")
 
 
@@ -155,6 +159,7 @@ class ImapStore:
         self._pool = _Pool(self._connection, settings.maxconnections)
         self._caps = StoreCaps(flags=None, knows_new_ids=False)
         self.server_caps: frozenset[str] = frozenset()
+        self._listed: dict[str, FolderStamp | None] = {}  # stamps the listing's LIST-STATUS gave
 
     @property
     def caps(self) -> StoreCaps:
@@ -202,21 +207,61 @@ class ImapStore:
         await asyncio.gather(*(s.conn.logout() for s in sessions))
 
     async def list_folders(self) -> list[FolderInfo]:
+        """LIST; with LIST-STATUS and CONDSTORE the same command brings every folder's stamp
+        (RFC 5819), so an unchanged account costs this one round trip."""
         entries: list[parse.ListEntry] = []
+        listed: dict[str, FolderStamp | None] = {}
 
         async def on(ev: Event) -> None:
-            if isinstance(ev, Untagged) and ev.parts[0][2:7].upper() == b"LIST ":
+            if not isinstance(ev, Untagged):
+                return
+            word = ev.parts[0][2:9].upper()
+            if word.startswith(b"LIST "):
                 entries.append(parse.list_entry(ev))
+            elif word == b"STATUS ":
+                name, items = parse.status_items(ev)
+                listed[_folder_name(name)] = _stamp(items)
 
         async with self._pool.lease() as s:
-            done = await s.conn.run([b"LIST", b'""', b"*"], on)
+            cmd: list[Arg] = [b"LIST", b'""', b"*"]
+            if {"LIST-STATUS", "CONDSTORE"} <= s.conn.caps:
+                done = await s.conn.run([*cmd, b"RETURN", b"(STATUS " + _STAMP_ARG + b")"], on)
+                if not done.ok:  # a server that offers it but fails at it: list plainly
+                    entries.clear()
+                    listed.clear()
+                    done = await s.conn.run(cmd, on)
+            else:
+                done = await s.conn.run(cmd, on)
         if not done.ok:
             raise FolderError(f"{s.conn.where}: cannot list folders: {cut(done.text)}")
+        self._listed = listed
         out = []
         for e in entries:
-            name = "INBOX" if e.name.upper() == "INBOX" else e.name
             selectable = not e.attributes & {"\\noselect", "\\nonexistent"}
-            out.append(FolderInfo(name, e.sep, selectable))
+            out.append(FolderInfo(_folder_name(e.name), e.sep, selectable))
+        return out
+
+    async def stamps(self, names: Sequence[str]) -> dict[str, FolderStamp | None]:
+        """From the last listing where it had them (taken earlier is as safe: the stamp only
+        has to predate the snapshot), else one pipelined STATUS per folder."""
+        if "CONDSTORE" not in self.server_caps:
+            return dict.fromkeys(names)  # no HIGHESTMODSEQ: a flag change would not show
+        out = {n: self._listed[n] for n in names if n in self._listed}
+        rest = [n for n in names if n not in out]
+        if not rest:
+            return out
+        found: dict[str, FolderStamp | None] = {}
+
+        async def on(ev: Event) -> None:
+            if isinstance(ev, Untagged) and ev.parts[0][2:9].upper() == b"STATUS ":
+                name, items = parse.status_items(ev)
+                found[_folder_name(name)] = _stamp(items)
+
+        async with self._pool.lease() as s:
+            # a folder whose STATUS fails keeps no stamp, and is synced in full
+            await s.conn.run_all([[b"STATUS", wire.astring(n), _STAMP_ARG] for n in rest], on)
+        for n in rest:
+            out[n] = found.get(n)
         return out
 
     async def create_folder(self, name: str) -> None:
@@ -608,6 +653,18 @@ class ImapFolder:
 
     async def close(self) -> None:
         pass
+
+
+def _folder_name(name: str) -> str:
+    """A folder name as the server sent it; INBOX in any case is INBOX."""
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
+def _stamp(items: Mapping[str, int]) -> FolderStamp:
+    values = [items.get(k) for k in STAMP_ITEMS]
+    if values[-1] == 0:  # HIGHESTMODSEQ 0: the folder keeps no mod-sequences
+        values[-1] = None
+    return FolderStamp("imap", tuple(values))
 
 
 def _context(name: str) -> str:
