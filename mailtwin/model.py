@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
@@ -17,6 +17,9 @@ class Side(Enum):
     @property
     def other(self) -> Side:
         return Side.B if self is Side.A else Side.A
+
+
+SIDE_NAME = {Side.A: "local", Side.B: "remote"}  # as OfflineIMAP's config names them
 
 
 MessageId = int | str
@@ -75,7 +78,6 @@ class StoreCaps:
     flags: Flags | None = None
     # True when append() reports the new ids (IMAP UIDPLUS, Maildir always)
     knows_new_ids: bool = True
-    extra: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

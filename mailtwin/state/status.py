@@ -192,10 +192,3 @@ class StatusDB:
 
     def delete_pairs(self, rows: Iterable[PairRow]) -> None:
         self.con.executemany("DELETE FROM pairs WHERE id = ?", [(r.rowid,) for r in rows])
-
-    def count_pairs(self, folder: FolderState) -> int:
-        return int(
-            self.con.execute(
-                "SELECT count(*) FROM pairs WHERE folder = ?", (folder.id,)
-            ).fetchone()[0]
-        )

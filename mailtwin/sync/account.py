@@ -9,12 +9,11 @@ from dataclasses import dataclass
 
 from mailtwin.config.model import AccountConfig, GeneralConfig, RepositoryConfig
 from mailtwin.errors import ConfigError, ConnectionFailed, FolderError, SafetyStop
-from mailtwin.model import SYSTEM_FLAGS, FolderStamp, Side, Snapshot
+from mailtwin.model import SIDE_NAME, FolderStamp, Side, Snapshot
 from mailtwin.state.lock import AccountLock
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder, Store
 from mailtwin.sync import crashpoint
-from mailtwin.sync.apply import SIDE_NAME
 from mailtwin.sync.folder import CarryOver, Safety, sync_folder
 from mailtwin.sync.folders import FolderPair, RepoView, pair_folders
 from mailtwin.sync.options import RunOptions
@@ -26,13 +25,10 @@ from mailtwin.ui import events as ev
 def display(name: str) -> str:
     """A folder name as people read it: modified UTF-7 decoded where it is that."""
     if "&" not in name:
-        return name
-    from imapclient import imap_utf7
+        return name  # no UTF-7 in it: skip importing the codec
+    from mailtwin.stores.imap.parse import human_name
 
-    try:
-        return str(imap_utf7.decode(name.encode("ascii")))
-    except (UnicodeError, ValueError):
-        return name
+    return human_name(name)
 
 
 def make_store(repo: RepositoryConfig, general: GeneralConfig, opts: RunOptions) -> Store:
@@ -173,13 +169,13 @@ class AccountSync:
             else:
                 seps[s] = next((f.sep for f in folders if f.sep), "/")
         views = {s: repo_view(self.repos[s], seps[s]) for s in Side}
-        known = {(f.name_a, f.name_b): f for f in db.folders()}
+        known = [(f.name_a, f.name_b) for f in db.folders()]
         pairs = pair_folders(
             listed[0],
             listed[1],
             views[Side.A],
             views[Side.B],
-            known=list(known),
+            known=known,
         )
         sopts = self.sync_options(stores)
         # taken now, before any folder's snapshot: a change from here on shows next time
@@ -356,4 +352,4 @@ def _planned(account: str, label: str, p: Plan) -> ev.FolderPlanned:
     )
 
 
-__all__ = ["SIDE_NAME", "SYSTEM_FLAGS", "AccountSync", "display", "make_store"]
+__all__ = ["AccountSync", "display", "make_store"]

@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailtwin.errors import MessageError
-from mailtwin.model import MessageId, MessageInfo, Side, Snapshot
+from mailtwin.model import SIDE_NAME, MessageId, MessageInfo, Side, Snapshot
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, Folder, ReceiveResult
 from mailtwin.sync import crashpoint
 from mailtwin.sync.plan import Copy, Plan
 
-SIDE_NAME = {Side.A: "local", Side.B: "remote"}  # as OfflineIMAP's config calls them
 COPY_BATCH = 250  # messages per recorded copy batch: bounds what a crash can leave unrecorded
 WRITE_BATCH = 2000  # flag changes / deletions per store call and transaction
 

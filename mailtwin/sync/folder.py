@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailtwin.errors import SafetyStop
-from mailtwin.model import ContentKey, MessageId, Side, Snapshot
+from mailtwin.model import SIDE_NAME, ContentKey, MessageId, Side, Snapshot
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder
-from mailtwin.sync.apply import SIDE_NAME, Report, apply
+from mailtwin.sync.apply import Report, apply
 from mailtwin.sync.bodyhash import BodyHashes
 from mailtwin.sync.plan import Delete, Plan, SyncOptions, plan, unpaired
 

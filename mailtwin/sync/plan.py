@@ -26,10 +26,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from mailtwin.model import NO_FLAGS, ContentKey, Flags, MessageId, MessageInfo, Side, Snapshot
+from mailtwin.model import ContentKey, Flags, MessageId, MessageInfo, Side, Snapshot
 from mailtwin.state.rows import PairRow
 
 DELETED = "\\Deleted"
+EMPTY = Snapshot(uidvalidity=0, uidnext=0, messages={})  # a folder still to be created
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,18 +275,3 @@ def _order(mid: MessageId) -> tuple[int, int, str]:
     if isinstance(mid, int):
         return (0, mid, "")
     return (1, 0, mid)
-
-
-EMPTY = Snapshot(uidvalidity=0, uidnext=0, messages={})
-__all__ = [
-    "EMPTY",
-    "NO_FLAGS",
-    "Copy",
-    "Delete",
-    "PairUpdate",
-    "Plan",
-    "SetFlags",
-    "SyncOptions",
-    "merge_flags",
-    "plan",
-]

@@ -11,14 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from mailtwin.model import Side
+from mailtwin.model import SIDE_NAME, Side
 from mailtwin.ui import events as ev
-
-LOCAL, REMOTE = Side.A, Side.B
 
 
 def _counts(label: str, c: dict[Side, int]) -> str | None:
-    sides = [f"{c[s]} {name}" for s, name in ((LOCAL, "local"), (REMOTE, "remote")) if c[s]]
+    sides = [f"{c[s]} {SIDE_NAME[s]}" for s in Side if c[s]]
     return f"{label} {', '.join(sides)}" if sides else None
 
 
@@ -45,7 +43,7 @@ def render(e: ev.Event) -> tuple[str | None, bool]:
         state = "done" if e.ok else "finished with errors"
         return f"account {e.account}: {state} in {e.seconds:.2f} s", False
     if isinstance(e, ev.FolderCreated):
-        side = "local" if e.side is LOCAL else "remote"
+        side = SIDE_NAME[e.side]
         verb = "would create" if e.dry_run else "created"
         return f"  {verb} folder {e.name} on the {side} side", False
     if isinstance(e, ev.FolderPlanned):

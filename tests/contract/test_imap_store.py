@@ -134,7 +134,7 @@ def test_login_and_capabilities(dovecot: Dovecot, imap_user: User) -> None:
     async def body(store: ImapStore) -> None:
         assert "IMAP4REV1" in store.server_caps
         assert store.caps.knows_new_ids and store.caps.flags is None
-        assert store.caps.extra["UIDPLUS"]
+        assert "UIDPLUS" in store.server_caps
 
     run(with_store(settings(dovecot, imap_user, debug=lines.append), body))
     assert any("AUTHENTICATE PLAIN <redacted>" in line for line in lines)

@@ -48,7 +48,6 @@ KEY_BATCH = 2000  # messages per UID FETCH of headers for content keys
 SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk
 APPEND_BATCH_BYTES = 8 * 1024 * 1024  # uploads sent as one batch (one MULTIAPPEND)
 APPEND_BATCH_COUNT = 1000
-STRATEGY_CAPS = ("UIDPLUS", "LITERAL+", "LITERAL-", "MULTIAPPEND", "CONDSTORE", "QRESYNC", "MOVE")
 # a folder's stamp: any append, expunge or flag change moves one of these (with CONDSTORE)
 STAMP_ITEMS = ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "HIGHESTMODSEQ")
 _STAMP_ARG = b"(" + " ".join(STAMP_ITEMS).encode() + b")"
@@ -197,7 +196,6 @@ class ImapStore:
         self._caps = StoreCaps(
             flags=None,
             knows_new_ids="UIDPLUS" in caps,
-            extra={c: c in caps for c in STRATEGY_CAPS},
         )
 
     async def close(self) -> None:
