@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Two-way sync of IMAP folders with Maildirs or other IMAP servers; "
         "reads OfflineIMAP's config and takes its flags.",
-        epilog=f"'{PROG} demo' runs a self-contained demonstration.",
+        epilog=f"'{PROG} demo' runs a self-contained demonstration; '{PROG} auth ACCOUNT' gets "
+        "an OAuth2 refresh token.",
     )
     p.add_argument("--version", action="store_true", help="show the version and exit")
     p.add_argument("-V", dest="full_version", action="store_true", help="show full version infos")
@@ -154,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args and args[0] == "demo":
             return _demo(args[1:])
+        if args and args[0] == "auth":  # OAuth2 device flow: a refresh token for an account
+            from mailtwin.secrets.authcmd import main as auth
+
+            return auth(args[1:])
         return _sync(args)
     except _Exit as done:
         return done.status
@@ -162,19 +167,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: its traceback, secrets masked, instead of Python's own
+        from mailtwin.ui import output
+
+        print(f"{PROG}: internal error: {output.clean(repr(exc))}", file=sys.stderr)
+        output.crash(exc)
+        return 1
 
 
 def report(exc: MailtwinError) -> int:
     """The one error → message mapping: ``mailtwin: <message>``, the hint on a second line."""
     from mailtwin.errors import InternalError
+    from mailtwin.ui import output
 
-    print(f"{PROG}: {exc}", file=sys.stderr)
+    print(output.clean(f"{PROG}: {exc}"), file=sys.stderr)
     if exc.hint:
-        print(exc.hint, file=sys.stderr)
+        print(output.clean(exc.hint), file=sys.stderr)
     if isinstance(exc, InternalError):  # a bug: the traceback is what a report needs
-        import traceback
-
-        traceback.print_exception(exc, file=sys.stderr)
+        output.crash(exc)
     return exc.exit_code
 
 
@@ -190,8 +200,9 @@ def _sync(argv: list[str]) -> int:
         _print_version(full=ns.full_version and not ns.version)
         return 0
     config, opts = parse(ns)
-    # imported only now, so that --version, -h and config errors stay fast
-    from mailtwin.sync.runner import run
+    # imported only now, so that --version, -h and config errors stay fast; an account with
+    # nothing to do is settled there without even importing the engine
+    from mailtwin.sync.preflight import run
 
     return run(config, opts)
 
@@ -263,9 +274,11 @@ def parse(ns: argparse.Namespace) -> tuple[Config, RunOptions]:
 
 
 def _print_warnings(warnings: list[str], ui: str | None) -> None:
+    from mailtwin.ui import output
+
     if ui != "quiet":
         for message in warnings:
-            print(f"{PROG}: warning: {message}", file=sys.stderr)
+            print(f"{PROG}: warning: {output.clean(message)}", file=sys.stderr)
 
 
 def _list(value: str | None, flag: str, what: str) -> tuple[str, ...] | None:

@@ -104,3 +104,9 @@ def cut(line: str | bytes, limit: int = 200) -> str:
         line = line.decode("utf-8", "replace")
     line = line.replace("\r", " ").replace("\n", " ")
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def shown(name: str, limit: int = 100) -> str:
+    """A name from a server or a disk for a message: its repr (control characters escaped,
+    quotes shown), cut to ``limit`` characters."""
+    return cut(repr(name), limit)

@@ -10,6 +10,9 @@ client has sent ``trigger`` (from the connection's start when None), and after `
 bytes in ``direction`` ("server": what the server sends; "client": what the client sends) the
 connection is cut (both sockets closed) or stalled (nothing forwarded either way any more, the
 sockets left open until the client gives up or the proxy stops).
+
+``rewrite_server(fn)`` passes every chunk the server sends through ``fn`` (e.g. to hide a
+capability); chunks are as read, so a pattern split across two reads is not seen.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Proxy:
         self._faults: list[Fault] = []
         self._hooks: list[Hook] = []
         self._refuse = 0
+        self._rewrite: Callable[[bytes], bytes] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []  # one per connection
         self._acceptor: threading.Thread
@@ -115,6 +119,11 @@ class Proxy:
             self._hooks.append(h)
         return h
 
+    def rewrite_server(self, fn: Callable[[bytes], bytes] | None) -> None:
+        """Pass what the server sends through ``fn`` from now on (None: unchanged)."""
+        with self._lock:
+            self._rewrite = fn
+
     def refuse(self, count: int = 1) -> None:
         """Close the next ``count`` connections as soon as they are accepted."""
         with self._lock:
@@ -126,6 +135,7 @@ class Proxy:
             self._faults.clear()
             self._hooks.clear()
             self._refuse = 0
+            self._rewrite = None
 
     # ---- threads --------------------------------------------------------------------------
     def _spawn(self, client: socket.socket) -> None:
@@ -230,8 +240,12 @@ class _Pipe:
                 if sock is self.client:
                     if not self._from_client(data):
                         return
-                elif not self._forward(data, "server", self.client):
-                    return
+                else:
+                    rewrite = p._rewrite
+                    if rewrite is not None:
+                        data = rewrite(data)
+                    if not self._forward(data, "server", self.client):
+                        return
 
     def _arm(self, window: bytes, new: int) -> Fault | None:
         """Take a fault whose trigger just went by; its count starts after the trigger."""

@@ -17,9 +17,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from mailtwin.config import authopts
 from mailtwin.config import options as table
+from mailtwin.config import tls as tlsopts
 from mailtwin.config.ini import RawConfig, read_ini
-from mailtwin.config.model import AccountConfig, Config, GeneralConfig, RepositoryConfig
+from mailtwin.config.model import (
+    AccountConfig,
+    AuthConfig,
+    Config,
+    GeneralConfig,
+    RepositoryConfig,
+)
 from mailtwin.config.options import BOOLEANS, Kind, Option, RepoType
 from mailtwin.config.pyeval import (
     FolderFilter,
@@ -29,6 +37,7 @@ from mailtwin.config.pyeval import (
     name_trans,
 )
 from mailtwin.errors import ConfigError
+from mailtwin.secrets.files import warn_if_loose, warn_if_writable
 
 Warn = Callable[[str], None]
 
@@ -115,6 +124,7 @@ class _Loader:
         self.unsupported: list[_Unsupported] = []
         self.warned_ignored: set[str] = set()
         self.env: PythonEnv | None = None
+        self.secret_options: list[str] = []  # "[section] option" holding a secret in the file
 
     def load(self, only_accounts: Sequence[str] | None) -> Config:
         raw = self.raw
@@ -173,7 +183,9 @@ class _Loader:
 
         # typed values
         general = self._general(listed)
+        warn_if_writable(raw.path, "the config file", self.warn)
         if general.pythonfile is not None:
+            warn_if_writable(general.pythonfile, "[general] pythonfile", self.warn)
             self.env = PythonEnv.load(general.pythonfile)
         built: dict[str, RepositoryConfig] = {}
         for repo, kind in repos.items():
@@ -183,6 +195,7 @@ class _Loader:
             name: self._account(name, built[local], built[remote])
             for name, (local, remote) in pairs.items()
         }
+        warn_if_loose(raw.path, self.secret_options, self.warn)
         return Config(raw.path, general, MappingProxyType(result))
 
     # ---- structure ----
@@ -316,6 +329,15 @@ class _Loader:
             sep = (r.text("sep") or "").strip()
             if not sep:
                 raise ConfigError("is empty; it goes between folder name parts", section, "sep")
+        cafile = clientcert = clientkey = None
+        if imap:
+            cafile = self._cafile(r)
+            clientcert, clientkey = r.path("sslclientcert"), r.path("sslclientkey")
+            tlsopts.check_files(section, cafile, clientcert, clientkey)
+            if not r.boolean("ssl") and not r.boolean("starttls"):
+                plain = tlsopts.plaintext_warning(r.required("remotehost").strip())
+                if plain is not None:
+                    self.warn(f"[{section}] {plain}")
         return RepositoryConfig(
             name=name,
             type=kind,
@@ -335,8 +357,25 @@ class _Loader:
             folderincludes=folder_includes(env, section, r.text("folderincludes")),
             expunge=r.boolean("expunge") if imap else True,
             maxconnections=(r.integer("maxconnections", minimum=1) or 1) if imap else 1,
-            sslcacertfile=self._cafile(r) if imap else None,
+            sslcacertfile=cafile,
+            cert_fingerprint=tlsopts.fingerprints(r.text("cert_fingerprint"), section)
+            if imap
+            else (),
+            sslclientcert=clientcert.absolute() if clientcert else None,
+            sslclientkey=clientkey.absolute() if clientkey else None,
+            tls_version=tlsopts.lowest_version(r.text("ssl_version"), r.text("tls_level"), section)
+            if imap
+            else None,
+            auth=self._auth(r, env) if imap else None,
         )
+
+    def _auth(self, r: _Reader, env: PythonEnv) -> AuthConfig:
+        """Login options; their secrets are looked up at login (mailtwin.secrets)."""
+        for name in authopts.SECRET_OPTIONS:
+            if self.raw.get(r.section, name, secret=True) is not None:
+                self.secret_options.append(f"[{r.section}] {name}")
+        host = r.required("remotehost").strip()
+        return authopts.build(r.section, host, r.text, r.path, r.boolean, env)
 
     def _cafile(self, r: _Reader) -> Path | None:
         """As IMAP.py getsslcacertfile(): OS-DEFAULT is the system's store; a file must exist."""
@@ -350,9 +389,13 @@ class _Loader:
         return path.absolute()
 
     def _password(self, r: _Reader) -> str | None:
-        """remotepass, else remotepassfile's first line (stripped), as IMAP.py getpassword()."""
+        """remotepass, else remotepassfile's first line (stripped), as IMAP.py getpassword().
+        Registered for redaction as soon as it is read."""
+        from mailtwin.ui.redact import register
+
         password = r.text("remotepass")
         if password is not None:
+            register(password)
             return password
         name = r.text("remotepassfile")
         if name is None:
@@ -360,7 +403,9 @@ class _Loader:
         path = Path(os.path.expanduser(name.strip()))  # OfflineIMAP expands ~ but not $VARS
         try:
             with path.open(encoding="utf-8") as f:
-                return f.readline().strip()
+                password = f.readline().strip()
+                register(password)
+                return password
         except UnicodeDecodeError:
             raise ConfigError(f"{path} is not UTF-8 text", r.section, "remotepassfile") from None
         except OSError as exc:

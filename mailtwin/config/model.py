@@ -20,6 +20,48 @@ class GeneralConfig:
     pythonfile: Path | None = None
 
 
+Lazy = Callable[[], str]
+"""A secret's value, worked out only when a connection logs in (it may run Python or a command);
+raises ConfigError naming its option."""
+
+
+@dataclass(frozen=True)
+class OAuth2Config:
+    """OAuth2 for XOAUTH2 / OAUTHBEARER; each secret from its option, else its ``_eval``."""
+
+    client_id: Lazy | None
+    client_secret: Lazy | None = field(default=None, repr=False)
+    refresh_token: Lazy | None = field(default=None, repr=False)  # else refresh_token_file
+    access_token: Lazy | None = field(default=None, repr=False)  # used as is, never refreshed
+    request_url: str | None = None  # the token endpoint (default for Gmail and Office 365)
+    refresh_token_file: Path | None = None  # mailtwin only: written by `mailtwin auth`
+    refresh_token_keyring: bool = False  # mailtwin only: in the OS keyring instead
+    device_url: str | None = None  # mailtwin only: RFC 8628 endpoint for `mailtwin auth`
+    scope: str | None = None  # mailtwin only: asked for by `mailtwin auth`
+
+    @property
+    def has_token(self) -> bool:
+        """As OfflineIMAP: XOAUTH2 is tried only with a refresh or an access token."""
+        return (
+            self.refresh_token is not None
+            or self.access_token is not None
+            or self.refresh_token_file is not None
+            or self.refresh_token_keyring
+        )
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """How an IMAP repository logs in; secrets are looked up in the order of docs/security.md."""
+
+    mechanisms: tuple[str, ...]  # auth_mechanisms, upper case, in the user's order
+    remote_identity: str = ""  # SASL PLAIN authorization identity
+    usereval: Lazy | None = None  # remoteusereval
+    passeval: Lazy | None = field(default=None, repr=False)  # remotepasseval
+    passcmd: str | None = None  # remotepasscmd (mailtwin only)
+    oauth2: OAuth2Config | None = None
+
+
 @dataclass(frozen=True)
 class RepositoryConfig:
     name: str  # the part after "Repository "
@@ -41,6 +83,11 @@ class RepositoryConfig:
     expunge: bool
     maxconnections: int
     sslcacertfile: Path | None = None  # IMAP: CA file to verify with; None: the system's
+    cert_fingerprint: tuple[str, ...] = ()  # IMAP: pinned certificates, lowercase hex digests
+    sslclientcert: Path | None = None  # IMAP: TLS client certificate (PEM) ...
+    sslclientkey: Path | None = None  # ... and its key, when not in the same file
+    tls_version: str | None = None  # IMAP: lowest ssl.TLSVersion name; None: Python's (TLS 1.2)
+    auth: AuthConfig | None = None  # IMAP: mechanisms and the other secret sources
 
     @property
     def section(self) -> str:

@@ -93,7 +93,6 @@ def _i(
 _ONLY_WHEN_ENABLED = "Used only with enabled = yes, which is not supported yet."
 _GMAIL_ONLY = "Used only by Gmail repositories and synclabels, which are not supported yet."
 _EVAL = "Python expression (pythonfile helpers) for the value; not supported yet."
-_OAUTH = "XOAUTH2 login is not supported yet."
 
 # fmt: off
 OPTIONS: tuple[Option, ...] = (
@@ -215,10 +214,13 @@ OPTIONS: tuple[Option, ...] = (
     _s("remotepassfile", "repository:IMAP", "path", None,
        "File whose first line (stripped) is the password, read when remotepass is unset; "
        "~ is expanded, $VARS are not (as in OfflineIMAP)."),
-    _s("ssl", "repository:IMAP", "bool", "yes", "Connect with TLS from the start."),
+    _s("ssl", "repository:IMAP", "bool", "yes",
+       "Connect with TLS from the start; the certificate is always verified (system CAs, "
+       "sslcacertfile or cert_fingerprint), where OfflineIMAP needs one of the last two."),
     _s("starttls", "repository:IMAP", "bool", "yes",
        "With ssl = no: switch to TLS with STARTTLS, and stop if the server does not offer it "
-       "(OfflineIMAP then goes on in plain text); no: plain text."),
+       "(OfflineIMAP then goes on in plain text), verified as with ssl; no (with ssl = no): "
+       "plain text, with a warning unless the host is this machine."),
     _s("expunge", "repository:IMAP", "bool", "yes",
        "Remove deleted messages for good (no: only mark them \\Deleted)."),
     _s("maxconnections", "repository:IMAP", "int", "1", "Connections used at the same time."),
@@ -226,36 +228,73 @@ OPTIONS: tuple[Option, ...] = (
        "The server's separator is used; OfflineIMAP ignores it here too."),
     _u("remotehosteval", "repository:IMAP", "python", None, _EVAL),
     _u("remoteporteval", "repository:IMAP", "python", None, _EVAL),
-    _u("remoteusereval", "repository:IMAP", "python", None, _EVAL),
-    _u("remotepasseval", "repository:IMAP", "python", None, _EVAL, secret=True),
+    _s("remoteusereval", "repository:IMAP", "python", None,
+       "Python expression (pythonfile names) giving the login name; wins over remoteuser; "
+       "evaluated when the account logs in."),
+    _s("remotepasseval", "repository:IMAP", "python", None,
+       "Python expression giving the password; wins over remotepass; evaluated at login.",
+       secret=True),
+    _s("remotepasscmd", "repository:IMAP", "str", None,
+       "mailtwin only: command whose first output line is the password (as mbsync's PassCmd), "
+       "split into words like a shell line but run without a shell, at login, after "
+       "remotepasseval, remotepass and remotepassfile; before ~/.netrc and the OS keyring."),
     _u("ipv6", "repository:IMAP", "bool", None, "Forcing IPv4 or IPv6 is not supported yet."),
-    _u("sslclientcert", "repository:IMAP", "path", None,
-       "TLS client certificates are not supported yet."),
-    _u("sslclientkey", "repository:IMAP", "path", None,
-       "TLS client certificates are not supported yet."),
+    _s("sslclientcert", "repository:IMAP", "path", None,
+       "TLS client certificate (PEM), with its key unless sslclientkey is set; checked at start."),
+    _s("sslclientkey", "repository:IMAP", "path", None,
+       "The client certificate's private key (PEM, unencrypted)."),
     _s("sslcacertfile", "repository:IMAP", "path", None,
-       "CA certificates (PEM) to verify the server with instead of the system's; OS-DEFAULT: "
-       "the system's; ~ and $VARS expanded; the file must exist."),
-    _u("cert_fingerprint", "repository:IMAP", "str", None,
-       "Pinning certificate fingerprints is not supported yet.", ""),
-    _u("ssl_version", "repository:IMAP", "str", None,
-       "Forcing a TLS version is not supported yet; ssl23 (negotiate) is what mailtwin does.",
-       "ssl23"),
-    _i("tls_level", "repository:IMAP", "str", "tls_compat",
-       "mailtwin uses Python's default TLS settings (TLS 1.2 or later), as strict as any level."),
-    _u("remote_identity", "repository:IMAP", "str", None,
-       "SASL authorization identities are not supported yet."),
-    _u("auth_mechanisms", "repository:IMAP", "list", "GSSAPI, XOAUTH2, CRAM-MD5, PLAIN, LOGIN",
-       "Choosing login mechanisms is not supported yet."),
-    _u("oauth2_client_id", "repository:IMAP", "str", None, _OAUTH),
-    _u("oauth2_client_secret", "repository:IMAP", "str", None, _OAUTH, secret=True),
-    _u("oauth2_client_id_eval", "repository:IMAP", "python", None, _OAUTH),
-    _u("oauth2_client_secret_eval", "repository:IMAP", "python", None, _OAUTH),
-    _u("oauth2_access_token", "repository:IMAP", "str", None, _OAUTH, secret=True),
-    _u("oauth2_access_token_eval", "repository:IMAP", "python", None, _OAUTH),
-    _u("oauth2_refresh_token", "repository:IMAP", "str", None, _OAUTH, secret=True),
-    _u("oauth2_refresh_token_eval", "repository:IMAP", "python", None, _OAUTH),
-    _u("oauth2_request_url", "repository:IMAP", "str", None, _OAUTH),
+       "CA certificates (PEM) to verify the server with instead of the system's; OS-DEFAULT or "
+       "unset: the system's (OfflineIMAP verifies nothing when unset); ~ and $VARS expanded; "
+       "the file must be readable."),
+    _s("cert_fingerprint", "repository:IMAP", "list", None,
+       "Pinned server certificates: SHA-1/224/256/384/512 digests in hex, colons allowed; "
+       "without sslcacertfile the pin alone decides (a self-signed certificate is fine)."),
+    _s("ssl_version", "repository:IMAP", "str", None,
+       "tls1_2, tls1_3: the lowest TLS version allowed (OfflineIMAP: exactly that one); "
+       "tls1, tls1_1 only with tls_level = tls_compat; ssl23: negotiate; ssl3 is refused."),
+    _s("tls_level", "repository:IMAP", "str", None,
+       "tls_secure, tls_no_ssl, tls_compat; unset or any level: Python's defaults (TLS 1.2 or "
+       "later), stricter than OfflineIMAP's default tls_compat; tls_compat only lets "
+       "ssl_version go lower."),
+    _s("remote_identity", "repository:IMAP", "str", None,
+       "SASL PLAIN authorization identity: log in as remoteuser, act as this user."),
+    _s("auth_mechanisms", "repository:IMAP", "list", "GSSAPI, XOAUTH2, CRAM-MD5, PLAIN, LOGIN",
+       "Login mechanisms in order of preference; the first the server offers is used. "
+       "OAUTHBEARER is also known; GSSAPI is skipped (not supported); XOAUTH2 and OAUTHBEARER "
+       "need an OAuth2 refresh or access token; LOGIN is the IMAP LOGIN command."),
+    _s("oauth2_client_id", "repository:IMAP", "str", None,
+       "OAuth2 client id, sent with the refresh token to oauth2_request_url."),
+    _s("oauth2_client_secret", "repository:IMAP", "str", None,
+       "OAuth2 client secret (public clients have none).", secret=True),
+    _s("oauth2_client_id_eval", "repository:IMAP", "python", None,
+       "Python expression for oauth2_client_id; wins over it."),
+    _s("oauth2_client_secret_eval", "repository:IMAP", "python", None,
+       "Python expression for oauth2_client_secret; wins over it.", secret=True),
+    _s("oauth2_access_token", "repository:IMAP", "str", None,
+       "OAuth2 access token, used as is (never refreshed); wins over the refresh token.",
+       secret=True),
+    _s("oauth2_access_token_eval", "repository:IMAP", "python", None,
+       "Python expression for oauth2_access_token, evaluated at login.", secret=True),
+    _s("oauth2_refresh_token", "repository:IMAP", "str", None,
+       "OAuth2 refresh token: the access token is fetched with it at login and again shortly "
+       "before it expires.", secret=True),
+    _s("oauth2_refresh_token_eval", "repository:IMAP", "python", None,
+       "Python expression for oauth2_refresh_token; wins over it.", secret=True),
+    _s("oauth2_request_url", "repository:IMAP", "str", None,
+       "OAuth2 token endpoint (default for imap.gmail.com and outlook.office365.com)."),
+    _s("oauth2_refresh_token_file", "repository:IMAP", "path", None,
+       "mailtwin only: file whose first line is the refresh token (as `mailtwin auth` writes "
+       "it), read when oauth2_refresh_token(_eval) is unset."),
+    _s("oauth2_refresh_token_keyring", "repository:IMAP", "bool", "no",
+       "mailtwin only: yes: the refresh token is in the OS keyring (keyring extra; service "
+       "mailtwin-oauth2:REMOTEHOST, user remoteuser), as `mailtwin auth --keyring` stores it."),
+    _s("oauth2_device_url", "repository:IMAP", "str", None,
+       "mailtwin only: RFC 8628 device authorization endpoint for `mailtwin auth` (default for "
+       "imap.gmail.com and outlook.office365.com)."),
+    _s("oauth2_scope", "repository:IMAP", "str", None,
+       "mailtwin only: scope `mailtwin auth` asks for (default for imap.gmail.com and "
+       "outlook.office365.com)."),
     _u("preauthtunnel", "repository:IMAP", "str", None, "Tunnels are not supported yet."),
     _u("transporttunnel", "repository:IMAP", "str", None, "Tunnels are not supported yet."),
     _u("reference", "repository:IMAP", "str", '""',

@@ -149,6 +149,9 @@ class Dovecot:
         self.base = base
         self.port = free_port()
         self.tls_port = free_port()
+        # Dovecot asks http://127.0.0.1:<oauth_port>/introspect whether an OAuth2 token is
+        # valid (XOAUTH2, OAUTHBEARER): the tests serve it there; elsewhere those logins fail
+        self.oauth_port = free_port()
         self.pid: int | None = None
         self._ids = itertools.count(1)
         # mail processes may not run as root: as root use nobody, otherwise the caller
@@ -188,6 +191,7 @@ class Dovecot:
             gid=self.gid,
         )
         (b / "etc" / "dovecot.conf").write_text(conf)
+        (b / "etc" / "dovecot-oauth2.conf.ext").write_text(OAUTH2_CONF.format(port=self.oauth_port))
         # output to a file, not a pipe: the daemon's children would hold a pipe open forever
         with open(b / "log" / "start.log", "ab") as log:
             subprocess.run(
@@ -281,7 +285,7 @@ listen = 127.0.0.1
 log_path = {base}/log/dovecot.log
 info_log_path = {base}/log/dovecot.log
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login cram-md5 xoauth2 oauthbearer
 ssl = yes
 ssl_cert = <{base}/etc/cert.pem
 ssl_key = <{base}/etc/key.pem
@@ -304,6 +308,12 @@ namespace inbox {{
 passdb {{
   driver = static
   args = password=pw-%u
+  mechanisms = plain login cram-md5
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {base}/etc/dovecot-oauth2.conf.ext
 }}
 userdb {{
   driver = static
@@ -338,6 +348,16 @@ metric imap_cmd {{
   filter = event=imap_command_finished
   group_by = cmd_name
 }}
+"""
+
+# the token's introspection (RFC 7662 style): POST token=...; the answer names the user
+OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = http://127.0.0.1:{port}/introspect
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
 """
 
 

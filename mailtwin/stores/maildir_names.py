@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from mailtwin.errors import FolderError
+from mailtwin.errors import FolderError, shown
 from mailtwin.model import Flags
 
 INFOSEP = ":"  # OfflineIMAP's maildir-windows-compatible uses "!"
@@ -26,6 +26,11 @@ FLAG_LETTERS: dict[str, str] = {
 LETTER_FLAGS: dict[str, str] = {v: k for k, v in FLAG_LETTERS.items()}
 
 MAILDIR_SUBDIRS = ("cur", "new", "tmp")
+NAME_MAX = 255  # bytes in one directory name (ext4, xfs, btrfs, APFS; NTFS counts UTF-16 units)
+# bytes in a folder's whole name: with the root and a message's file name the path stays well
+# below Linux's PATH_MAX (4096)
+NAME_MAX_TOTAL = 1024
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 _SIZE = re.compile(r",S=(\d+)")
 _UID = re.compile(r",U=(\d+)")
@@ -129,7 +134,7 @@ def folder_parts(name: str, sep: str) -> list[str]:
 
     def refuse(why: str) -> FolderError:
         return FolderError(
-            f"folder {name!r}: {why}",
+            f"folder {shown(name)}: {why}",
             hint="rename the folder, or exclude it with folderfilter/nametrans",
         )
 
@@ -137,8 +142,12 @@ def folder_parts(name: str, sep: str) -> list[str]:
         raise refuse("an empty name has no directory")
     if "\0" in name:
         raise refuse("the name contains a NUL byte")
+    if _CONTROL.search(name):
+        raise refuse("the name contains control characters")
     if name.startswith("/"):
         raise refuse("an absolute name would write outside the Maildir root")
+    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX_TOTAL:
+        raise refuse(f"names longer than {NAME_MAX_TOTAL} bytes are not stored")
     parts = name.split("/")
     if sep != "/" and len(parts) > 1:
         raise refuse(f"'/' in a name cannot be stored with sep {sep!r}")
@@ -147,4 +156,12 @@ def folder_parts(name: str, sep: str) -> list[str]:
             raise refuse("empty, '.' and '..' path components are not allowed")
         if part in MAILDIR_SUBDIRS:
             raise refuse(f"{part!r} is a Maildir's own subdirectory")
+        if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            raise refuse(f"a directory name longer than {NAME_MAX} bytes cannot be created")
     return parts
+
+
+def case_key(parts: list[str]) -> str:
+    """What a case-insensitive file system sees of a folder's path: two folders with the same
+    key would share one directory there."""
+    return "/".join(parts).casefold()

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mailtwin.errors import ConfigError
+from mailtwin.errors import ConfigError, FolderError, shown
 from mailtwin.model import FolderInfo, Side
+
+if TYPE_CHECKING:
+    from mailtwin.config.model import RepositoryConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,19 @@ class RepoView:
     writable: bool = True
 
 
+def repo_view(repo: RepositoryConfig, sep: str) -> RepoView:
+    """A repository's config as pairing sees it (``sep``: its folder separator in use)."""
+    return RepoView(
+        section=f"Repository {repo.name}",
+        sep=sep,
+        folderfilter=repo.folderfilter,
+        nametrans=repo.nametrans,
+        folderincludes=repo.folderincludes,
+        createfolders=repo.createfolders,
+        writable=not repo.readonly,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class FolderPair:
     name_a: str
@@ -42,6 +59,21 @@ class FolderPair:
 
     def exists(self, side: Side) -> bool:
         return self.exists_a if side is Side.A else self.exists_b
+
+
+def check_name(name: str) -> None:
+    """FolderError for a name no store can take: a NUL, or bytes that are not UTF-8 (a server's
+    raw 8-bit name; it could not even be recorded in the status database). What each store
+    refuses beside that (paths for a Maildir) it checks itself, before writing anything."""
+    hint = "rename the folder on the server, or exclude it with folderfilter"
+    if "\0" in name:
+        raise FolderError(f"folder {shown(name)}: the name contains a NUL byte", hint)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FolderError(
+            f"folder {shown(name)}: the name is not valid UTF-8 (nor modified UTF-7)", hint
+        ) from None
 
 
 def _listed(folders: Sequence[FolderInfo], repo: RepoView) -> list[str]:

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
-import traceback
 
 from mailtwin.config.model import AccountConfig, Config
 from mailtwin.errors import ConfigError, LockedError, MailtwinError
 from mailtwin.sync.account import AccountSync, display, make_store
 from mailtwin.sync.options import RunOptions
 from mailtwin.ui import events as ev
+from mailtwin.ui import output
 from mailtwin.ui.text import make_ui
 
 OK, FAILED, USAGE, LOCKED = 0, 1, 2, 3
 
 
-def run(config: Config, opts: RunOptions) -> int:
-    emit = make_ui(opts.ui, opts.logfile, opts.syslog)
+def run(config: Config, opts: RunOptions, emit: ev.Emit | None = None) -> int:
+    if emit is None:
+        emit = make_ui(opts.ui, opts.logfile, opts.syslog)
     if opts.folders:
         from mailtwin.config.load import only_folders
 
@@ -89,7 +89,7 @@ async def _account_once(
         emit(ev.Failed(acct.name, str(e), hint=e.hint))
         return FAILED
     except Exception as e:  # the account boundary: a bug here must not stop other accounts
-        traceback.print_exc(file=sys.stderr)
+        output.crash(e)
         emit(ev.Failed(acct.name, f"internal error: {e!r}", hint="please report this bug"))
         return FAILED
 

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from mailtwin.model import SIDE_NAME, Side
 from mailtwin.ui import events as ev
+from mailtwin.ui import output
 
 
 def _counts(label: str, c: dict[Side, int]) -> str | None:
@@ -65,6 +66,8 @@ def make_ui(
     verbose = name != "quiet"
     stdout = out or sys.stdout
     log = open(logfile, "a", encoding="utf-8") if logfile else None  # noqa: SIM115 - lives as long as the run
+    output.set_log(log)  # debug lines and crash reports go there too
+    output.capture_logging()
     if syslog:
         import syslog as sl
 
@@ -74,9 +77,8 @@ def make_ui(
         line, problem = render(e)
         if line is None:
             return
-        if log is not None:
-            log.write(line + "\n")
-            log.flush()
+        line = output.clean(line)
+        output.log_line(line)
         if syslog:
             sl.syslog(sl.LOG_ERR if problem else sl.LOG_INFO, line)
         if problem:

@@ -27,6 +27,7 @@ from mailtwin.errors import (
 from mailtwin.model import Delivered, FolderInfo, MessageId, MessageInfo
 from mailtwin.stores.base import FlagChange, ReceiveResult
 from mailtwin.stores.imap.store import ImapSettings, ImapStore
+from mailtwin.stores.imap.tls import TlsPolicy
 from tests.dovecot import Dovecot, User, free_port
 
 T = TypeVar("T")
@@ -244,7 +245,9 @@ def test_tls_untrusted_cert_fails_clearly(
 
 
 def test_tls_with_cafile(dovecot: Dovecot, imap_user: User) -> None:
-    st = settings(dovecot, imap_user, port=dovecot.tls_port, ssl=True, cafile=str(dovecot.cert))
+    st = settings(
+        dovecot, imap_user, port=dovecot.tls_port, ssl=True, tls=TlsPolicy(cafile=str(dovecot.cert))
+    )
     run(with_store(st, lambda s: s.list_folders()))
 
 

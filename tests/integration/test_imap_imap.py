@@ -38,6 +38,7 @@ class Pair:
             f"[Repository backup]\n{repo(self.backup.user, backup)}\n"
             f"[Repository master]\n{repo(self.master.user, master)}"
         )
+        self.backup.config.chmod(0o600)  # it holds passwords (or the loader warns)
 
     def run(self, *args: str) -> str:
         return self.backup.run(*args).stdout

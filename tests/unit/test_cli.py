@@ -44,6 +44,7 @@ Calls = list[tuple[Config, RunOptions]]
 def rc(tmp_path: Path, general: str = "", remote: str = "") -> str:
     path = tmp_path / "rc"
     path.write_text(CONFIG.format(tmp=tmp_path, general=general, remote=remote))
+    path.chmod(0o600)  # it may hold a password: others may not read it (or the loader warns)
     return str(path)
 
 
@@ -53,7 +54,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> Calls:
     calls: Calls = []
     module = ModuleType("mailtwin.sync.runner")
 
-    def run(config: Config, opts: RunOptions) -> int:
+    def run(config: Config, opts: RunOptions, emit: object = None) -> int:
         calls.append((config, opts))
         return 0
 
@@ -64,7 +65,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
 def use_runner(monkeypatch: pytest.MonkeyPatch, run: Callable[[Config, RunOptions], int]) -> None:
     module = ModuleType("mailtwin.sync.runner")
-    module.run = run  # type: ignore[attr-defined]
+    module.run = lambda config, opts, emit=None: run(config, opts)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "mailtwin.sync.runner", module)
 
 

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from mailtwin.errors import ConfigError
+from mailtwin.errors import ConfigError, FolderError
 from mailtwin.model import FolderInfo
-from mailtwin.sync.folders import RepoView, pair_folders
+from mailtwin.sync.folders import RepoView, check_name, pair_folders
 
 
 def view(sep: str, nametrans=lambda n: n, folderfilter=lambda n: True, **kw) -> RepoView:  # type: ignore[no-untyped-def]
@@ -75,3 +75,16 @@ def test_only_folders_restricts_by_remote_name() -> None:
 def test_known_pair_gone_from_both_lists_is_still_reported() -> None:
     got = pair_folders(fi(sep="."), fi("INBOX"), view("."), view("/"), known=[("Old", "Old")])
     assert ("Old", "Old", False, False) in pairs(got)
+
+
+@pytest.mark.parametrize("name", ["a\0b", "caf\udce9", "\udcff\udcfe"])
+def test_check_name_refuses_what_no_store_can_take(name: str) -> None:
+    with pytest.raises(FolderError) as e:
+        check_name(name)
+    assert repr(name) in str(e.value)
+    str(e.value).encode("utf-8")  # the message itself prints
+
+
+@pytest.mark.parametrize("name", ["INBOX", "Ärger", "&AMQ-rger", "a\nb", "../x", "R&D"])
+def test_check_name_leaves_the_rest_to_the_stores(name: str) -> None:
+    check_name(name)

@@ -233,9 +233,19 @@ def test_body_chunks_are_handed_out_as_received() -> None:
 
 
 def test_huge_declared_body_is_streamed_not_allocated() -> None:
-    f = Framer()
+    f = Framer(body_cap=1 << 62)
     f.receive_data(b"* 1 FETCH (BODY[] {99999999999999}\r\nabc")
     assert drain(f) == [BodyStart(1, b"BODY[]", 99999999999999), BodyChunk(b"abc")]
+
+
+def test_body_over_the_cap_is_refused_when_announced() -> None:
+    f = Framer()
+    f.receive_data(b"* 1 FETCH (BODY[] {%d}\r\nabc" % (wire.BODY_CAP + 1))
+    with pytest.raises(ServerProtocolError, match="limit of 1073741824 bytes per message"):
+        f.next_event()
+    f = Framer()
+    f.receive_data(b"* 1 FETCH (BODY[] {%d}\r\nabc" % wire.BODY_CAP)
+    assert f.next_event() == BodyStart(1, b"BODY[]", wire.BODY_CAP)
 
 
 def test_literal8_body_is_streamed() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
+from pathlib import Path
 
 import pytest
 
 from mailtwin.errors import FolderError
+from mailtwin.stores.maildir import MaildirStore
 from mailtwin.stores.maildir_names import (
     change_flags,
     flags_of,
@@ -156,3 +160,69 @@ def test_folder_parts_layout_collisions() -> None:
     with pytest.raises(FolderError):
         folder_parts("Work/Projects", ".")  # '/' cannot be stored in a flat layout
     assert folder_parts("Work.new", ".") == ["Work.new"]
+
+
+@pytest.mark.parametrize("sep", [".", "/"])
+@pytest.mark.parametrize(
+    "name", ["a\nb", "a\x1b[2Jb", "tab\there", "del\x7f", "y" * 256, "y" * 2000, "ü" * 128]
+)
+def test_folder_parts_refuses_controls_and_long_names(name: str, sep: str) -> None:
+    with pytest.raises(FolderError) as e:
+        folder_parts(name, sep)
+    assert len(str(e.value)) < 250  # the name is shown cut
+    assert "\n" not in str(e.value) and "\x1b" not in str(e.value)
+
+
+def test_folder_parts_long_nested_names_within_limits() -> None:
+    name = "/".join(["d" * 200] * 5)  # 1004 bytes: each part fits, the whole too
+    assert folder_parts(name, "/") == ["d" * 200] * 5
+    with pytest.raises(FolderError, match="longer than 255 bytes"):
+        folder_parts("ok/" + "ü" * 128, "/")  # 256 bytes in UTF-8
+
+
+def _case_insensitive_store(tmp_path: Path, sep: str) -> MaildirStore:
+    """A store whose probe found a case-insensitive file system (Linux's ext4 is not one)."""
+    store = MaildirStore(tmp_path / "Mail", sep=sep, fsync=False)
+    store._nocase = True
+    return store
+
+
+@pytest.mark.parametrize("sep", [".", "/"])
+def test_case_clash_on_a_case_insensitive_root(tmp_path: Path, sep: str) -> None:
+    store = _case_insensitive_store(tmp_path, sep)
+    asyncio.run(store.create_folder("Work"))
+    with pytest.raises(FolderError, match=r"ignores case.*'Work'"):
+        asyncio.run(store.create_folder("work"))
+    assert sorted(os.listdir(tmp_path / "Mail")) == ["Work"]
+    with pytest.raises(FolderError, match="ignores case"):
+        asyncio.run(store.open_folder("WORK", False))
+    asyncio.run(store.open_folder("Work", False))  # the first keeps its folder
+
+
+def test_case_clash_with_a_folder_already_on_disk(tmp_path: Path) -> None:
+    """What the listing found owns its directory, whatever comes first from the server."""
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(tmp_path / "Mail" / "Archive" / "2024" / sub)
+    store = _case_insensitive_store(tmp_path, "/")
+    assert [f.name for f in asyncio.run(store.list_folders())] == ["Archive/2024"]
+    with pytest.raises(FolderError, match="'Archive/2024'"):
+        asyncio.run(store.create_folder("archive/2024"))
+    assert not (tmp_path / "Mail" / "archive").exists()
+
+
+def test_case_probe(tmp_path: Path) -> None:
+    store = MaildirStore(tmp_path, fsync=False)
+    nocase = store._ignores_case(str(tmp_path))
+    (tmp_path / "Probe").touch()
+    assert nocase == (tmp_path / "pROBE").exists()
+    assert os.listdir(tmp_path) == ["Probe"]  # the probe left nothing behind
+    readonly = MaildirStore(tmp_path / "missing", readonly=True)
+    assert readonly._ignores_case(str(tmp_path / "missing")) is False
+
+
+def test_case_sensitive_root_keeps_both(tmp_path: Path) -> None:
+    store = MaildirStore(tmp_path / "Mail", sep=".", fsync=False)
+    store._nocase = False
+    asyncio.run(store.create_folder("Work"))
+    asyncio.run(store.create_folder("work"))
+    assert sorted(os.listdir(tmp_path / "Mail")) == ["Work", "work"]

@@ -41,10 +41,36 @@ def _records(u: Untagged, skip: int) -> list[Record]:
     return recs
 
 
+# imapclient's parser recurses once per nesting level: a server's "((((..." must not reach
+# Python's recursion limit. What we parse nests three levels at most (FETCH (MODSEQ (n))).
+MAX_DEPTH = 16
+# what imapclient raises on input it did not expect, beside its own ProtocolError
+_PARSE_ERRORS = (_ImapclientProtocolError, ValueError, IndexError, TypeError, RecursionError)
+
+
+def _check_depth(records: list[Record], what: str) -> None:
+    texts = [r[0] if isinstance(r, tuple) else r for r in records]
+    if sum(t.count(b"(") for t in texts) <= MAX_DEPTH:
+        return
+    depth = 0
+    for t in texts:
+        for c in t:
+            if c == 40:  # "("
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ServerProtocolError(
+                        f"the server's {what} nests deeper than {MAX_DEPTH} levels: "
+                        + cut(b"".join(texts))
+                    )
+            elif c == 41:  # ")"
+                depth = max(0, depth - 1)
+
+
 def _parse(records: list[Record], what: str) -> tuple[Atom, ...]:
+    _check_depth(records, what)
     try:
         return tuple(parse_response(records))
-    except (_ImapclientProtocolError, ValueError, IndexError) as e:
+    except _PARSE_ERRORS as e:
         raise ServerProtocolError(f"cannot parse the server's {what}: {cut(str(e))}") from e
 
 
@@ -309,9 +335,10 @@ def fetch_item(u: Untagged) -> FetchItem | None:
         recs[0] = (b"%d " % num + first[0][i:], first[1])
     else:
         recs[0] = b"%d " % num + first[i:]
+    _check_depth(recs, "FETCH response")
     try:
         parsed = parse_fetch_response(recs, normalise_times=False, uid_is_key=False)
-    except (_ImapclientProtocolError, ValueError, IndexError) as e:
+    except _PARSE_ERRORS as e:
         raise ServerProtocolError(f"cannot parse FETCH response: {cut(u.text())}") from e
     if len(parsed) != 1:
         raise ServerProtocolError(f"bad FETCH response: {cut(u.text())}")
@@ -389,11 +416,16 @@ def _fast_fetch(seq: int, items: bytes) -> FetchItem:
 
 
 def human_name(name: str) -> str:
-    """A folder name as sent by the server (modified UTF-7) decoded for people."""
+    """A folder name as sent by the server (modified UTF-7) decoded for people; a name that is
+    not canonical modified UTF-7 (``R&D``, ``&Jjo``) is shown as it is, so that two folders
+    never show as one."""
     try:
-        return str(imap_utf7.decode(name.encode("ascii")))
-    except (UnicodeError, ValueError):
-        return name
+        decoded = str(imap_utf7.decode(name.encode("ascii")))
+        if bytes(imap_utf7.encode(decoded)) == name.encode("ascii"):
+            return decoded
+    except (UnicodeError, ValueError, IndexError, TypeError):
+        pass
+    return name
 
 
 def utf7_name(name: str) -> str:

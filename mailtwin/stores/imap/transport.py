@@ -23,12 +23,14 @@ from mailtwin.errors import (
     ServerProtocolError,
     cut,
 )
-from mailtwin.stores.imap import parse, wire
+from mailtwin.stores.imap import parse, sasl, tls, wire
+from mailtwin.stores.imap.tls import TlsPolicy
 from mailtwin.stores.imap.wire import Arg, BodyStart, Continuation, Event, Literal, Tagged, Untagged
 
 READ_SIZE = 256 * 1024
 WRITE_BLOCK = 256 * 1024
 LOGOUT_TIMEOUT = 5.0
+PROBE_TIMEOUT = 10.0  # for the second handshake that reads a refused certificate
 SLOW = "the server or the network is slow or down; socktimeout sets how long to wait"
 
 Handler = Callable[[Event], Awaitable[None]]
@@ -48,11 +50,6 @@ class Done:
         return self.status == "OK"
 
 
-def tls_context(cafile: str | None = None) -> ssl.SSLContext:
-    """Verifying context: system trust (or ``cafile``), host name and IP address checked."""
-    return ssl.create_default_context(cafile=cafile)
-
-
 class Connection:
     """One IMAP connection. Not safe for concurrent use: callers serialize every send/wait
     sequence whose untagged responses they need (ImapStore holds a lock per connection)."""
@@ -65,13 +62,15 @@ class Connection:
         tls: bool = False,
         starttls: bool = False,
         timeout: float | None = None,
-        cafile: str | None = None,
+        tls_policy: TlsPolicy | None = None,
         debug: Debug | None = None,
         ignore_caps: frozenset[str] = frozenset(),
     ) -> None:
         self.host, self.port = host, port
         self.where = f"{host}:{port}"
-        self._tls, self._starttls, self._timeout, self._cafile = tls, starttls, timeout, cafile
+        self._tls, self._starttls, self._timeout = tls, starttls, timeout
+        self._policy = tls_policy or TlsPolicy()
+        self._verify = True  # False only for the probe that reads a refused certificate
         self._debug = debug
         self._ignore = frozenset(c.upper() for c in ignore_caps)
         self._caps: frozenset[str] | None = None
@@ -126,7 +125,16 @@ class Connection:
     # ---- connecting ---------------------------------------------------------------------------
     async def open(self) -> None:
         """Connect, read the greeting, and start TLS when asked. Fails with ConnectionFailed."""
-        ctx = tls_context(self._cafile) if self._tls or self._starttls else None
+        ctx = None
+        if self._tls or self._starttls:
+            try:
+                ctx = tls.context(self._policy, verify=self._verify)
+            except (ssl.SSLError, OSError) as e:  # a CA file that holds no certificate
+                raise ConnectionFailed(
+                    f"{self.where}: cannot set up TLS: {e}",
+                    hint="check the files sslcacertfile, sslclientcert and sslclientkey name",
+                    retry=False,
+                ) from None
         try:
             async with asyncio.timeout(self._timeout):
                 self._reader, self._writer = await asyncio.open_connection(
@@ -141,7 +149,7 @@ class Connection:
                 f"{self.where}: no connection within {self._timeout} s"
             ) from None
         except ssl.SSLError as e:
-            raise self._tls_error(e) from e
+            raise self._tls_error(e, await self._refused_cert(e)) from e
         except OSError as e:
             # asyncio's strerror is "Connect call failed (...)"; resolver errors are negative
             why = os.strerror(e.errno) if e.errno and e.errno > 0 else e.strerror or str(e)
@@ -149,6 +157,10 @@ class Connection:
         sock = self._writer.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls and not self._verify:
+            return  # the probe: the certificate is all it wants
+        if self._tls:
+            self._check_pin()
         await self._greeting()
         if self._starttls and not self._tls:
             assert ctx is not None
@@ -193,48 +205,95 @@ class Connection:
         except TimeoutError:
             raise self._fail(f"no TLS handshake within {self._timeout} s") from None
         except ssl.SSLError as e:
-            err = self._tls_error(e)
             self._fail("TLS failed")
-            raise err from e
+            raise self._tls_error(e, await self._refused_cert(e)) from e
         except OSError as e:
             raise self._fail(f"TLS failed: {e.strerror or e}") from e
+        self._check_pin()
         self._caps = None  # those sent before TLS cannot be trusted
 
-    def _tls_error(self, e: ssl.SSLError) -> ConnectionFailed:
+    def _tls_error(self, e: ssl.SSLError, cert: bytes | None) -> ConnectionFailed:
         if isinstance(e, ssl.SSLCertVerificationError):
-            return ConnectionFailed(
-                f"{self.where}: the server's TLS certificate is not trusted: {e.verify_message}",
-                hint="install the server's CA certificate in the system store, or point "
-                "sslcacertfile (or SSL_CERT_FILE) at it",
-                retry=False,
-            )
+            return tls.untrusted(self.where, e.verify_message, cert)
         return ConnectionFailed(f"{self.where}: TLS failed: {e.reason or e}", retry=False)
 
-    async def login(self, user: str, password: str) -> None:
-        """Authenticate: AUTHENTICATE PLAIN when offered (SASL-IR too), else LOGIN."""
+    def _peer_cert(self) -> bytes | None:
+        """The server's certificate (DER), once TLS is up."""
+        obj = self._writer.get_extra_info("ssl_object") if self._writer is not None else None
+        return obj.getpeercert(binary_form=True) if isinstance(obj, ssl.SSLObject) else None
+
+    def _check_pin(self) -> None:
+        """With cert_fingerprint, the server's certificate must be one it names; checked right
+        after the handshake, before the greeting is read or anything is sent."""
+        if not self._policy.fingerprints or not self._verify:
+            return
+        cert = self._peer_cert()
+        if cert is None or not tls.pin_matches(cert, self._policy.fingerprints):
+            self._fail("certificate pin mismatch")
+            raise tls.pin_mismatch(self.where, cert)
+
+    async def _refused_cert(self, e: ssl.SSLError) -> bytes | None:
+        """The certificate that failed verification, for the error to show its fingerprint.
+        OpenSSL does not hand out a certificate it refused, so a second connection that
+        verifies nothing reads it and closes after the handshake (for STARTTLS, after the
+        STARTTLS command): no credential is ever sent on it. Checking every certificate by hand
+        instead would re-implement OpenSSL's chain and name checks; this costs one handshake,
+        and only on failure."""
+        if not isinstance(e, ssl.SSLCertVerificationError) or not self._verify:
+            return None
+        timeout = min(self._timeout or PROBE_TIMEOUT, PROBE_TIMEOUT)
+        probe = Connection(
+            self.host,
+            self.port,
+            tls=self._tls,
+            starttls=self._starttls,
+            timeout=timeout,
+            tls_policy=self._policy,
+        )
+        probe._verify = False
+        try:
+            await probe.open()
+            return probe._peer_cert()
+        except (MailtwinError, OSError):
+            return None
+        finally:
+            await probe.close()
+
+    async def login(
+        self,
+        user: str,
+        secrets: sasl.Secrets | str,
+        mechanisms: Sequence[str] = ("PLAIN", "LOGIN"),
+        authzid: str = "",
+    ) -> None:
+        """Authenticate with the first of ``mechanisms`` (the user's order) that the server
+        offers, SASL-IR where offered. Secrets are asked for only now, off the event loop: a
+        password command or an OAuth2 token refresh may take a while."""
         if self._authenticated:
             return
+        if isinstance(secrets, str):
+            secrets = sasl.Password(secrets)
         caps = self._caps or await self.capability()
-        if "AUTH=PLAIN" in caps:
-            done = await self._auth_plain(user, password, "SASL-IR" in caps)
-        elif "LOGINDISABLED" in caps:
-            raise AuthError(
-                f"{self.where}: server allows no password login on this connection",
-                hint="use ssl = yes or starttls = yes",
-            )
-        else:
+        choice = sasl.choose(mechanisms, caps, secrets.has_token)
+        mech = choice.mechanism
+        if mech is None:
+            raise self._no_mechanism(choice, mechanisms, secrets.has_token)
+        if mech == "LOGIN":
+            password = await asyncio.to_thread(secrets.password)
             tag = await self.send(
                 [b"LOGIN", wire.astring(user), wire.astring(password)], secret=True
             )
             (done,) = await self.wait([tag])
+        else:
+            done = await self._authenticate(mech, user, secrets, authzid, "SASL-IR" in caps)
         if not done.ok:
             code = parse.response_code(done.text)
             if code is not None and code[0] == b"UNAVAILABLE":  # RFC 5530: try again later
                 raise ConnectionFailed(f"{self.where}: login unavailable: {cut(done.text)}")
-            raise AuthError(
-                f"{self.where}: login as {user!r} refused: {cut(done.text)}",
-                hint="check the user name and password",
-            )
+            token = mech in sasl.TOKEN_MECHANISMS
+            if token:  # revoked before it expired: do not offer it again (autorefresh)
+                secrets.token_rejected()
+            raise sasl.refused(self.where, user, mech, cut(done.text))
         self._authenticated = True
         caps_now = parse.code_capabilities(done.text)
         if caps_now is not None:
@@ -243,15 +302,65 @@ class Connection:
             self._caps = None
             await self.capability()
 
-    async def _auth_plain(self, user: str, password: str, sasl_ir: bool) -> Done:
-        payload = base64.b64encode(b"\0%s\0%s" % (user.encode(), password.encode()))
-        if sasl_ir:
-            tag = await self.send([b"AUTHENTICATE", b"PLAIN", payload], secret=True)
+    def _no_mechanism(
+        self, choice: sasl.Choice, allowed: Sequence[str], has_token: bool
+    ) -> AuthError:
+        offered = ", ".join(choice.offered) or "none"
+        hint = "add one the server offers to auth_mechanisms"
+        if "LOGINDISABLED" in self.caps:
+            hint = "the server takes no password before TLS: use ssl = yes or starttls = yes"
+        elif not has_token and sasl.TOKEN_MECHANISMS & set(choice.offered):
+            hint = "the server offers OAuth2: set oauth2_refresh_token (see `mailtwin auth`)"
+        return AuthError(
+            f"{self.where}: no allowed login mechanism: the server offers {offered}; "
+            f"auth_mechanisms allows {', '.join(allowed) or 'none'}",
+            hint=hint,
+        )
+
+    async def _authenticate(
+        self, mech: str, user: str, secrets: sasl.Secrets, authzid: str, sasl_ir: bool
+    ) -> Done:
+        """AUTHENTICATE ``mech``: the initial response (inline with SASL-IR), then one answer per
+        challenge; every answer is redacted in the debug output."""
+        password = token = ""
+        if mech in sasl.TOKEN_MECHANISMS:
+            token = await asyncio.to_thread(secrets.access_token)
         else:
-            tag = await self.send([b"AUTHENTICATE", b"PLAIN"])
-            if await self._continuation(tag, None):
-                self._out.append(payload + b"\r\n")
-                self._say("C: <redacted>")
+            password = await asyncio.to_thread(secrets.password)
+        initial: bytes | None = None  # CRAM-MD5: the server speaks first
+        if mech == "PLAIN":
+            initial = sasl.plain(user, password, authzid)
+        elif mech == "XOAUTH2":
+            initial = sasl.xoauth2(user, token)
+        elif mech == "OAUTHBEARER":
+            initial = sasl.oauthbearer(user, token, self.host, self.port)
+        if initial is not None and sasl_ir:
+            tag = await self.send(
+                [b"AUTHENTICATE", mech.encode(), base64.b64encode(initial)], secret=True
+            )
+            initial = None
+        else:
+            tag = await self.send([b"AUTHENTICATE", mech.encode()])
+        answered = False
+        while (ev := await self._continuation(tag, None)) is not None:
+            try:
+                challenge = base64.b64decode(ev.text.strip(), validate=True)
+            except ValueError:
+                raise self._fail(
+                    f"server sent a challenge that is not base64 during AUTHENTICATE {mech}",
+                    ServerProtocolError,
+                ) from None
+            if initial is not None:  # no SASL-IR: the empty challenge asks for it
+                answer, initial = initial, None
+            elif sasl.error_challenge(mech, challenge):
+                answer = sasl.abort(mech)  # the server then completes with NO
+            elif mech == "CRAM-MD5" and not answered:
+                answer = sasl.cram_md5(user, password, challenge)
+            else:
+                raise self._fail(f"server sent an unexpected challenge during {mech} login")
+            answered = True
+            self._out.append(base64.b64encode(answer) + b"\r\n")
+            self._say("C: <redacted>")
         (done,) = await self.wait([tag])
         return done
 
@@ -313,7 +422,7 @@ class Connection:
                 self._out.append(piece.text)
                 if piece.literal is None:
                     continue
-                if piece.sync and not await self._continuation(tag, handler):
+                if piece.sync and await self._continuation(tag, handler) is None:
                     return tag
                 await self._write_literal(piece.literal, secret)
         except asyncio.CancelledError:
@@ -362,17 +471,17 @@ class Connection:
             raise self._fail(f"server completed a command we did not send: {cut(ev.tag)}")
         self._done[ev.tag] = ev
 
-    async def _continuation(self, tag: bytes, handler: Handler | None) -> bool:
-        """Wait for "+"; False when the command completed instead."""
+    async def _continuation(self, tag: bytes, handler: Handler | None) -> Continuation | None:
+        """Wait for "+"; None when the command completed instead."""
         await self._flush()
         while True:
             ev = await self._next_event()
             if isinstance(ev, Continuation):
-                return True
+                return ev
             if isinstance(ev, Tagged):
                 self._completed(ev)
                 if ev.tag == tag:
-                    return False
+                    return None
             elif handler is not None:
                 try:
                     await handler(ev)

@@ -18,6 +18,11 @@ from mailtwin.errors import ServerProtocolError, cut
 
 # one response line with its inlined literals: room for a SEARCH of ~500k UIDs, yet bounded
 LINE_CAP = 4 * 1024 * 1024
+# one streamed message body: far above what mail systems take (Gmail 25 MB, Exchange Online
+# 150 MB). Refused as soon as the server announces it, so nothing of it is written anywhere; it
+# cannot be skipped without reading it all, so the connection ends there (ServerProtocolError:
+# that folder fails). Not the listing's RFC822.SIZE plus slack: the server could lie there too.
+BODY_CAP = 1 << 30
 MAX_COMMAND = 8000  # keep command lines below the 8 KB many servers accept
 QUOTED_MAX = 1024  # longer strings go as literals
 
@@ -216,8 +221,9 @@ _BODY_ITEM = re.compile(
 class Framer:
     """Sans-IO response framer: ``receive_data(bytes)``, then ``next_event()`` until None."""
 
-    def __init__(self, line_cap: int = LINE_CAP) -> None:
+    def __init__(self, line_cap: int = LINE_CAP, body_cap: int = BODY_CAP) -> None:
         self._cap = line_cap
+        self._body_cap = body_cap
         self._inq: deque[bytes] = deque()  # received, not yet looked at
         self._buf = b""  # looked at; consumed up to _pos
         self._pos = 0
@@ -293,6 +299,11 @@ class Framer:
         item = _BODY_ITEM.search(self._cur, max(0, marker - 200), marker)
         if item is None:
             return None
+        if size > self._body_cap:
+            raise ServerProtocolError(
+                f"server announced a {size}-byte message, above mailtwin's limit of "
+                f"{self._body_cap} bytes per message: " + cut(bytes(self._cur), 100)
+            )
         del self._cur[marker:]
         self._cur += b"NIL"
         self._body_left = size
