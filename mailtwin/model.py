@@ -51,6 +51,21 @@ class Snapshot:
     uidnext: int
     messages: Mapping[MessageId, MessageInfo]
     modseq: int | None = None
+    # True: built from the last sync point and what changed since (see stores/since.py), not
+    # listed in full; a message no status row named there may be missing
+    derived: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Since:
+    """One side's last sync point, when the status vouches that its pair rows named every
+    message of that side then (see sync/folder.py): a store with mod-sequences lists only what
+    changed since, and ``known`` (each named id → its synced flags) stands for the rest."""
+
+    uidvalidity: int
+    uidnext: int
+    modseq: int
+    known: Mapping[MessageId, Flags]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mailtwin.errors import StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry migrates from version i to i + 1; index 0 creates the first schema.
 MIGRATIONS: tuple[str, ...] = (
@@ -56,6 +56,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE folders ADD COLUMN stamp_a TEXT;
     ALTER TABLE folders ADD COLUMN stamp_b TEXT;
+    """,
+    # 1 when the sync from the sync point on finished without a failure and left every message
+    # of that side (but those marked \Deleted) named by a pair row: the next snapshot of that
+    # side may then list only what changed since (see sync/folder.py); 0 or NULL: list it all
+    """
+    ALTER TABLE folders ADD COLUMN covered_a INTEGER;
+    ALTER TABLE folders ADD COLUMN covered_b INTEGER;
     """,
 )
 

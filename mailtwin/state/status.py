@@ -26,6 +26,9 @@ class FolderState:
     modseq_b: int | None = None
     stamp_a: str | None = None  # FolderStamp.text() as of the last sync without failure
     stamp_b: str | None = None
+    # the pair rows name every message of that side as of the sync point (see db.py, v4)
+    covered_a: bool | None = None
+    covered_b: bool | None = None
 
     def name(self, side: Side) -> str:
         return self.name_a if side is Side.A else self.name_b
@@ -42,10 +45,13 @@ class FolderState:
     def stamp(self, side: Side) -> FolderStamp | None:
         return FolderStamp.parse(self.stamp_a if side is Side.A else self.stamp_b)
 
+    def covered(self, side: Side) -> bool:
+        return bool(self.covered_a if side is Side.A else self.covered_b)
+
 
 _FOLDER_COLS = (
     "id, name_a, name_b, uidvalidity_a, uidvalidity_b, uidnext_a, uidnext_b, modseq_a, modseq_b,"
-    " stamp_a, stamp_b"
+    " stamp_a, stamp_b, covered_a, covered_b"
 )
 
 
@@ -110,12 +116,13 @@ class StatusDB:
     def set_sync_point(self, folder: FolderState, points: dict[Side, Snapshot]) -> FolderState:
         """Record each side's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ as of the last snapshot
         (inside a transaction or alone): the next run tells a renumbered or restored folder.
-        The stamps go: a sync that starts changing things is trusted only once it finished."""
+        The stamps and the covered marks go: a sync that starts changing things is trusted only
+        once it finished."""
         a, b = points[Side.A], points[Side.B]
         self.con.execute(
             "UPDATE folders SET uidvalidity_a = ?, uidvalidity_b = ?, uidnext_a = ?,"
-            " uidnext_b = ?, modseq_a = ?, modseq_b = ?, stamp_a = NULL, stamp_b = NULL"
-            " WHERE id = ?",
+            " uidnext_b = ?, modseq_a = ?, modseq_b = ?, stamp_a = NULL, stamp_b = NULL,"
+            " covered_a = NULL, covered_b = NULL WHERE id = ?",
             (a.uidvalidity, b.uidvalidity, a.uidnext, b.uidnext, a.modseq, b.modseq, folder.id),
         )
         return FolderState(
@@ -138,8 +145,21 @@ class StatusDB:
             "UPDATE folders SET stamp_a = ?, stamp_b = ? WHERE id = ?", (*text, folder.id)
         )
 
+    def set_covered(self, folder: FolderState, sides: Iterable[Side]) -> None:
+        """Mark ``sides`` covered: the sync from the sync point on finished without a failure
+        and the pair rows now name every message those sides held at the sync point."""
+        on = set(sides)
+        self.con.execute(
+            "UPDATE folders SET covered_a = ?, covered_b = ? WHERE id = ?",
+            (Side.A in on, Side.B in on, folder.id),
+        )
+
     def forget_pairs(self, folder: FolderState) -> None:
+        """Forget every pair of the folder; the covered marks go with them."""
         self.con.execute("DELETE FROM pairs WHERE folder = ?", (folder.id,))
+        self.con.execute(
+            "UPDATE folders SET covered_a = NULL, covered_b = NULL WHERE id = ?", (folder.id,)
+        )
 
     # ---- the journal ---------------------------------------------------------------------
     def add_pending(
@@ -176,6 +196,14 @@ class StatusDB:
             "SELECT id, a, b, flags, key FROM pairs WHERE folder = ?", (folder.id,)
         ).fetchall()
         return [PairRow(a, b, flags_parse(f), k, rid) for rid, a, b, f, k in rows]
+
+    def named(self, folder: FolderState, side: Side) -> set[MessageId]:
+        """The ids of ``side`` that some pair row names."""
+        col = "a" if side is Side.A else "b"  # a column name, never user input
+        rows = self.con.execute(
+            f"SELECT {col} FROM pairs WHERE folder = ? AND {col} IS NOT NULL", (folder.id,)
+        )
+        return {r[0] for r in rows}
 
     def insert_pairs(self, folder: FolderState, rows: Iterable[PairRow]) -> None:
         self.con.executemany(

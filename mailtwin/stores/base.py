@@ -20,6 +20,7 @@ from mailtwin.model import (
     FolderStamp,
     MessageId,
     MessageInfo,
+    Since,
     Snapshot,
     StoreCaps,
 )
@@ -70,8 +71,13 @@ class Folder(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def snapshot(self) -> Snapshot:
-        """uidvalidity, uidnext and every message's id and flags (size and date where cheap)."""
+    async def snapshot(self, since: Since | None = None) -> Snapshot:
+        """uidvalidity, uidnext and every message's id and flags (size and date where cheap).
+
+        With ``since``, a store that keeps mod-sequences may list only what changed after it
+        and return a ``derived`` snapshot (see stores/since.py); any other store, or one whose
+        folder no longer matches ``since``, lists the folder in full.
+        """
         ...
 
     async def fetch(self, ids: Sequence[MessageId], sink: BodySink) -> None:

@@ -1,18 +1,20 @@
 """An in-memory store for the planner's and apply's tests, with fault injection.
 
-It behaves like an IMAP account with UIDPLUS: ids are integer UIDs, given in increasing order,
-and every write can be made to fail after a number of operations (``fail_after``).
+It behaves like an IMAP account with UIDPLUS and QRESYNC: ids are integer UIDs, given in
+increasing order; every change gets a mod-sequence, so a snapshot ``since`` a sync point lists
+only what changed; and every write can be made to fail after a number of operations
+(``fail_after``).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailtwin.content import KeyBuilder, content_key
-from mailtwin.errors import FolderError, InternalError, StoreError
+from mailtwin.errors import FolderError, InternalError, MessageError, StoreError
 from mailtwin.model import (
     ContentKey,
     Delivered,
@@ -21,10 +23,12 @@ from mailtwin.model import (
     FolderStamp,
     MessageId,
     MessageInfo,
+    Since,
     Snapshot,
     StoreCaps,
 )
 from mailtwin.stores.base import BodySink, FlagChange, ReceiveResult
+from mailtwin.stores.since import derive, usable
 
 
 class InjectedFault(StoreError):
@@ -43,6 +47,26 @@ class MemFolderData:
     uidvalidity: int = 1
     uidnext: int = 1
     messages: dict[int, MemMessage] = field(default_factory=dict)
+    # mod-sequences, given when a change is first observed (tests change messages directly):
+    # the highest, each present uid's last change, each expunged uid's expunge
+    modseq: int = 1
+    changed_at: dict[int, int] = field(default_factory=dict)
+    vanished_at: dict[int, int] = field(default_factory=dict)
+    _seen: dict[int, Flags] = field(default_factory=dict)
+
+    def observe(self) -> int:
+        """Give every change since the last look its mod-sequence; the highest one."""
+        for uid, m in self.messages.items():
+            if self._seen.get(uid) != m.flags:
+                self.modseq += 1
+                self.changed_at[uid] = self.modseq
+                self._seen[uid] = m.flags
+        for uid in self._seen.keys() - self.messages.keys():
+            self.modseq += 1
+            self.vanished_at[uid] = self.modseq
+            del self._seen[uid]
+            del self.changed_at[uid]
+        return self.modseq
 
     def renumber(self) -> None:
         """What a server does when a folder is deleted and made again: new UIDs, new
@@ -65,6 +89,10 @@ class MemFolderData:
         uid = self.uidnext
         self.uidnext += 1
         self.messages[uid] = MemMessage(body, frozenset(flags), date)
+        # seen at once: deleted before the next look, it must still show as vanished
+        self.modseq += 1
+        self.changed_at[uid] = self.modseq
+        self._seen[uid] = frozenset(flags)
         return uid
 
 
@@ -78,6 +106,10 @@ class MemoryStore:
         # True: the failing write is an upload that lands but is never reported (a crash
         # between the server's OK and our record of it)
         self.lose_report = False
+        self.condstore = True  # False: list folders in full, as a server without CONDSTORE
+        # uids whose body cannot be read: fetch skips them, then fails with MessageError (as a
+        # server that cannot read one message), and the rest of the sync goes on
+        self.unreadable: set[int] = set()
         self._caps = StoreCaps(flags=flags)
 
     @property
@@ -123,18 +155,31 @@ class MemoryFolder:
     def name(self) -> str:
         return self._name
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self, since: Since | None = None) -> Snapshot:
         d = self.data
-        msgs: dict[MessageId, MessageInfo] = {
-            uid: MessageInfo(uid, m.flags, len(m.body), m.internal_date)
-            for uid, m in d.messages.items()
-        }
-        return Snapshot(uidvalidity=d.uidvalidity, uidnext=d.uidnext, messages=msgs)
+        if not self.store.condstore:
+            since = None
+        modseq = d.observe() if self.store.condstore else None
+        if since is not None and usable(since, d.uidvalidity, d.uidnext, modseq):
+            floor = since.modseq
+            changed = {u for u, ms in d.changed_at.items() if ms > floor}
+            vanished = [u for u, ms in d.vanished_at.items() if ms > floor]
+            return derive(since, d.uidvalidity, d.uidnext, modseq, vanished, self._infos(changed))
+        msgs = self._infos(d.messages)
+        return Snapshot(d.uidvalidity, d.uidnext, msgs, modseq)
+
+    def _infos(self, uids: Iterable[int]) -> dict[MessageId, MessageInfo]:
+        ms = self.data.messages
+        return {u: MessageInfo(u, ms[u].flags, len(ms[u].body), ms[u].internal_date) for u in uids}
 
     async def fetch(self, ids: Sequence[MessageId], sink: BodySink) -> None:
+        skipped = []
         for mid in ids:
             m = self.data.messages.get(mid) if isinstance(mid, int) else None
             if m is None:
+                continue
+            if mid in self.store.unreadable:
+                skipped.append(mid)
                 continue
             w = await sink.begin()
             # two chunks: receivers must cope with bodies split anywhere
@@ -142,6 +187,8 @@ class MemoryFolder:
             await w.write(m.body[:half])
             await w.write(m.body[half:])
             await w.finish(mid, m.internal_date)
+        if skipped:
+            raise MessageError(f"injected: cannot read {skipped}")
 
     async def keys(self, ids: Sequence[MessageId]) -> dict[MessageId, ContentKey]:
         out: dict[MessageId, ContentKey] = {}

@@ -5,6 +5,26 @@ renumbered on a side (UIDVALIDITY changed) or put back from a backup (UIDNEXT or
 lower than recorded) makes the recorded UIDs meaningless: the folder's pairs are forgotten and
 its messages re-matched by content, so nothing is deleted and nothing duplicated. The same
 re-match pairs up a copy that landed before a crash could record it, and rebuilds a lost state.
+
+A changed folder on a store with mod-sequences (IMAP CONDSTORE / QRESYNC) costs only its
+changes: its snapshot is derived from the last sync point (stores/since.py) as the pair rows
+with their synced flags, less what vanished, plus what changed or arrived since the sync
+point's HIGHESTMODSEQ. That is the folder's true content only when, as of the sync point, (1)
+every message of that side was named by a pair row and (2) each one's synced flags were its
+flags or a later change moved its mod-sequence. A message that is not named (a copy that
+failed, one whose new id a server without UIDPLUS did not tell, one kept alone because the
+other side is read-only) has a UID below the recorded UIDNEXT and no new mod-sequence, so a
+derived snapshot would never show it again. Hence the side's "covered" mark: the sync point is
+recorded (and the mark cleared) before anything is changed; the mark is set only after apply
+finished without a failure and, looking at the rows then, every message of that side's snapshot
+is named (but those marked \\Deleted: their copy is never made, and un-deleting one moves its
+mod-sequence). Apply's own changes all move mod-sequences or add UIDs above UIDNEXT, so (2)
+holds, but for a side whose other side is read-only: the rows then record the read-only side's
+flags (plan.py, _merge_row), so that side is never marked. A crash, a failure, a safety stop or
+a dry run leaves the mark as it was: cleared, or true of the sync point it belongs to.
+Forgetting pairs clears it. A pending journal row, a renumbered or restored side (UIDVALIDITY
+changed, UIDNEXT or HIGHESTMODSEQ went back, checked by the store), a re-match and a safety
+stop's count all ask for full snapshots.
 """
 
 from __future__ import annotations
@@ -15,14 +35,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailtwin.errors import SafetyStop
-from mailtwin.model import SIDE_NAME, ContentKey, MessageId, Side, Snapshot
+from mailtwin.errors import FolderError, MessageError, SafetyStop
+from mailtwin.model import SIDE_NAME, ContentKey, MessageId, Side, Since, Snapshot
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder
 from mailtwin.sync.apply import Report, apply
 from mailtwin.sync.bodyhash import BodyHashes
-from mailtwin.sync.plan import Delete, Plan, SyncOptions, plan, unpaired
+from mailtwin.sync.plan import DELETED, Delete, Plan, SyncOptions, plan, unpaired
 
 # an emptied Maildir folder stops the sync when it held more than this many messages; fewer is
 # everyday life (the one draft sent, the small Trash emptied)
@@ -112,10 +132,13 @@ async def sync_folder(
     carry: CarryOver | None = None,
 ) -> FolderResult:
     safety = safety or Safety()
-    snap_a, snap_b = await asyncio.gather(folders[Side.A].snapshot(), folders[Side.B].snapshot())
-    snaps = {Side.A: snap_a, Side.B: snap_b}
-    warnings: list[str] = []
     pairs = db.pairs(fstate)
+    interrupted = db.pending(fstate)
+    # the marks as stored now: a caller may have forgotten the pairs since it read ``fstate``
+    marks = db.folder(fstate.name_a, fstate.name_b) or fstate
+    since = {s: None if interrupted else trusted(marks, s, pairs) for s in Side}
+    snaps = await _snapshots(folders, since)
+    warnings: list[str] = []
     forget = False
     for s in Side:
         why = renumbered(fstate, s, snaps[s])
@@ -127,6 +150,7 @@ async def sync_folder(
             forget = True
     if forget:
         pairs = []
+        snaps = await _snapshots(folders, {s: None for s in Side}, snaps)
     if carry is not None and not pairs and fstate.uidvalidity_b is None:
         # never synced by mailtwin: take over what OfflineIMAP knew, if it synced this folder
         pairs = _adopt(carry, fstate, snaps, folders[Side.A], warnings)
@@ -135,16 +159,20 @@ async def sync_folder(
                 db.insert_pairs(fstate, pairs)
                 fstate = db.set_sync_point(fstate, snaps)
             pairs = db.pairs(fstate)
-    interrupted = db.pending(fstate)
     if interrupted:
         warnings.append(
             f"{interrupted} copies of an earlier run were interrupted; "
             "matching them by content so none is copied twice"
         )
 
-    p = await _plan(folders, snap_a, snap_b, pairs, opts)
+    p = await _plan(folders, snaps[Side.A], snaps[Side.B], pairs, opts)
     restored: list[PairRow] = []
     why = too_many_deletions(p, snaps, safety)
+    if why and any(sn.derived for sn in snaps.values()):
+        # a stop counts messages: count them all
+        snaps = await _snapshots(folders, {s: None for s in Side}, snaps)
+        p = await _plan(folders, snaps[Side.A], snaps[Side.B], pairs, opts)
+        why = too_many_deletions(p, snaps, safety)
     if why and safety.restore:
         # the safe way out: forget the pairs whose message is gone on one side, so the copy
         # that is left is copied back instead of deleted
@@ -152,7 +180,7 @@ async def sync_folder(
         doomed = set(restored)
         pairs = [r for r in pairs if r not in doomed]
         warnings.append(f"{why}; copying them back instead (--restore-missing)")
-        p = await _plan(folders, snap_a, snap_b, pairs, opts)
+        p = await _plan(folders, snaps[Side.A], snaps[Side.B], pairs, opts)
     elif why and not safety.allow_deletions:
         raise SafetyStop(
             f"folder {label}: {why}; stopped, nothing was changed",
@@ -176,7 +204,55 @@ async def sync_folder(
         db.delete_pairs(restored)
         fstate = db.set_sync_point(fstate, snaps)
     report = await apply(p, folders, db, fstate, snaps)
+    if not report.failures:
+        # with the other side read-only, a row records that side's flags, not this one's
+        covered = [
+            s for s in Side if opts.writable[s.other] and _covers(db, fstate, s, snaps[s], p)
+        ]
+        with db.transaction():
+            db.set_covered(fstate, covered)
     return FolderResult(p, report, snaps, warnings)
+
+
+def trusted(fstate: FolderState, side: Side, pairs: list[PairRow]) -> Since | None:
+    """The sync point a snapshot of ``side`` may be derived from (see the module's
+    docstring), or None: list that side in full."""
+    uidvalidity, uidnext = fstate.uidvalidity(side), fstate.uidnext(side)
+    modseq = fstate.modseq(side)
+    if not fstate.covered(side) or uidvalidity is None or not uidnext or not modseq:
+        return None
+    known = {}
+    for r in pairs:
+        mid = r.id(side)
+        if mid is not None:
+            known[mid] = r.flags
+    return Since(uidvalidity, uidnext, modseq, known)
+
+
+async def _snapshots(
+    folders: Mapping[Side, Folder],
+    since: Mapping[Side, Since | None],
+    have: Mapping[Side, Snapshot] | None = None,
+) -> dict[Side, Snapshot]:
+    """Both sides' snapshots; with ``have``, only those of it that were derived are taken
+    again (with ``since`` None: in full)."""
+
+    async def one(s: Side) -> Snapshot:
+        if have is not None and not have[s].derived:
+            return have[s]
+        return await folders[s].snapshot(since[s])
+
+    a, b = await asyncio.gather(one(Side.A), one(Side.B))
+    return {Side.A: a, Side.B: b}
+
+
+def _covers(db: StatusDB, fstate: FolderState, side: Side, snap: Snapshot, p: Plan) -> bool:
+    """Whether the pair rows now name every message of ``snap`` that is still there and not
+    marked \\Deleted (``p``'s deletions all landed: apply failed on none)."""
+    if snap.modseq is None:
+        return False  # a store without mod-sequences lists in full anyway: spare the query
+    named = db.named(fstate, side) | {d.id for d in p.deletions if d.side is side}
+    return all(m in named or DELETED in i.flags for m, i in snap.messages.items())
 
 
 async def _plan(
@@ -215,7 +291,13 @@ async def _tell_apart(
     for s in Side:
         ids = sorted((m for m, k in keys[s].items() if k in unclear), key=str)
         sink = BodyHashes()
-        await folders[s].fetch(ids, sink)
+        try:
+            await folders[s].fetch(ids, sink)
+        except MessageError as e:
+            # pairing without it could copy a message twice, or pair two different ones
+            raise FolderError(
+                f"cannot tell copies apart on the {SIDE_NAME[s]} side: {e}; nothing was changed"
+            ) from e
         refined = dict(keys[s])
         for m in ids:
             if m in sink.hashes:

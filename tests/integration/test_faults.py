@@ -225,6 +225,11 @@ def test_cut_mid_listing_deletes_nothing(env: Env, dovecot: Dovecot, proxy: Prox
     fill_server(env, 50)
     env.run()
     env.add_local("INBOX", "1700009999.local.host", lf(msg(9999)))
+    # every message changed: the listing (of changes since the last sync) is long enough to cut
+    c = env.imap()
+    c.select("INBOX")
+    c.uid("STORE", "1:*", "+FLAGS.SILENT", "(\\Flagged)")
+    c.logout()
     before = env.listing()
     fault = proxy.fault("cut", "server", 600, trigger=b"(UID FLAGS)")
     p = env.run(check=False)
@@ -314,10 +319,11 @@ def test_refused_connection(env: Env, dovecot: Dovecot, proxy: Proxy) -> None:
     env.run()
     env.append("INBOX", msg(100), create=False)
     before = env.listing()
-    proxy.refuse()
+    proxy.refuse(100)  # every connection of this run: the pre-flight look's and the engine's
     p = env.run(check=False)
     one_clear_error(p, "account test", "127.0.0.1")
     assert env.listing() == before
+    proxy.clear()
     converges(env, dovecot, {"INBOX": 4})
 
 

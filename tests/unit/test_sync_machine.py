@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from mailtwin.errors import FolderError
 from mailtwin.model import Side
 from mailtwin.state.status import StatusDB
 from mailtwin.stores.memory import InjectedFault, MemFolderData, MemoryStore
@@ -49,6 +50,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.created = {Side.A: Counter[bytes](), Side.B: Counter[bytes]()}
         self.touched: set[bytes] = set()  # bodies the user deleted a copy of, ever
         self.synced = False
+        self.deleted_since_sync = False  # a deletion no sync carried out yet
 
     def open_db(self) -> None:
         self.db = StatusDB.open(self.tmp / "s.db", fsync=False)
@@ -88,6 +90,7 @@ class SyncMachine(RuleBasedStateMachine):
         uid = sorted(msgs)[pick % len(msgs)]
         self.touched.add(msgs.pop(uid).body)
         self.synced = False
+        self.deleted_since_sync = True
 
     @rule(side=st.sampled_from(Side), pick=st.integers(0, 10_000), flag=st.sampled_from(FLAGS))
     def toggle(self, side: Side, pick: int, flag: str) -> None:
@@ -129,13 +132,45 @@ class SyncMachine(RuleBasedStateMachine):
             self.synced = False
         else:
             self.synced = True
+            self.deleted_since_sync = False
         finally:
             store.fail_after, store.lose_report = None, False
+
+    @precondition(lambda self: self.n)
+    @rule(side=st.sampled_from(Side), pick=st.integers(0, 10_000))
+    def sync_with_unreadable(self, side: Side, pick: int) -> None:
+        """One message cannot be read: the sync goes on without it and must not vouch for that
+        side (the next one lists it in full and copies it then)."""
+        msgs = self.data(side).messages
+        store = self.stores[side]
+        store.unreadable = {sorted(msgs)[pick % len(msgs)]} if msgs else set()
+        try:
+            self.run_sync()
+        except FolderError:
+            pass  # it was needed to tell copies apart: the folder stops, nothing changed
+        finally:
+            store.unreadable = set()
+        self.synced = False
+
+    @precondition(lambda self: not self.deleted_since_sync)
+    @rule(side=st.sampled_from(Side))
+    def sync_one_side_readonly(self, side: Side) -> None:
+        """A run with one side read-only (as a config may say for a while): what is new on the
+        other side stays there unpaired, and a later run must still find and copy it. (Not
+        with a deletion pending: that one is kept alone for good, by design.)"""
+        self.fstate = self.db.folder("INBOX", "INBOX") or self.fstate
+        folders = {s: asyncio.run(self.stores[s].open_folder("INBOX", False)) for s in Side}
+        opts = SyncOptions(
+            writable={s: s is not side for s in Side}, deletes_from=OPTS.deletes_from
+        )
+        asyncio.run(sync_folder(folders, self.db, self.fstate, opts))
+        self.synced = False
 
     @rule()
     def sync(self) -> None:
         self.run_sync()
         self.synced = True
+        self.deleted_since_sync = False
 
     @invariant()
     def converged_after_sync(self) -> None:
