@@ -8,7 +8,6 @@ when a mail client renamed or moved it in the meantime. Nothing is ever written 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -17,10 +16,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from asyncio import Future
 
 from mailtwin.content import CrlfToLf, KeyBuilder
-from mailtwin.errors import FolderError, InternalError
+from mailtwin.errors import FolderError, InternalError, shown
 from mailtwin.model import (
     NO_FLAGS,
     SYSTEM_FLAGS,
@@ -31,6 +33,7 @@ from mailtwin.model import (
     FolderStamp,
     MessageId,
     MessageInfo,
+    Since,
     Snapshot,
     StoreCaps,
 )
@@ -38,6 +41,7 @@ from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, ReceiveResult
 from mailtwin.stores.maildir_names import (
     INFOSEP,
     MAILDIR_SUBDIRS,
+    case_key,
     change_flags,
     flags_of,
     flags_to_letters,
@@ -58,7 +62,8 @@ READ_CHUNK = 1 << 20
 SCAN_ROUNDS = 3  # listings of a folder a mail client keeps changing, before taking the last
 TMP_MAX_AGE = 36 * 3600  # seconds: the Maildir convention's limit for tmp/ files
 MAX_PENDING = 256  # messages written and being fsynced before a batch lands
-WRITE_BUFFER = 256 * 1024
+FSYNC_GROUP = 16  # files one worker-thread job fsyncs: fewer thread hand-offs, less system time
+WRITE_BUFFER = 256 * 1024  # a message up to this size is written with one os.write
 RESOLVE_ROUNDS = 3  # rescans allowed for files a mail client keeps renaming under us
 # a directory mtime this close to the moment it is read is no stamp: on a file system with
 # coarse timestamps (1 s; FAT's 2 s) a change a moment later may leave the same mtime
@@ -83,6 +88,19 @@ def _fsync_close(fd: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_all(fds: Sequence[int]) -> list[OSError | None]:
+    """fsync and close each file; what went wrong with each."""
+    out: list[OSError | None] = []
+    for fd in fds:
+        try:
+            _fsync_close(fd)
+        except OSError as e:
+            out.append(e)
+        else:
+            out.append(None)
+    return out
 
 
 def _fsync_dir(path: str) -> None:
@@ -115,6 +133,8 @@ class MaildirStore:
         # OfflineIMAP's FMD5 hashes the folder name after this side's nametrans
         self.visible_name = visible_name
         self.warnings: list[str] = []
+        self._nocase: bool | None = None  # the root's file system ignores case; None: not probed
+        self._claims: dict[str, str] = {}  # case_key → the folder whose directory that is
 
     @property
     def caps(self) -> StoreCaps:
@@ -144,9 +164,50 @@ class MaildirStore:
             )
         return path
 
+    def _ignores_case(self, root: str) -> bool:
+        """Whether the root's file system ignores case (macOS, Windows shares, some mounts):
+        probed once, by creating a file and looking for its name with the case swapped. A root
+        that is missing or read-only counts as case-sensitive until it can be probed."""
+        if self._nocase is not None:
+            return self._nocase
+        if self.readonly:
+            return False  # nothing is created or written in it
+        import tempfile
+
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".mailtwin-case-probe-", dir=root)
+        except OSError:
+            return False
+        os.close(fd)
+        try:
+            head, tail = os.path.split(probe)
+            self._nocase = os.path.exists(os.path.join(head, tail.swapcase()))
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+        return self._nocase
+
+    def _claim(self, name: str, root: str) -> None:
+        """FolderError if, on a case-insensitive file system, ``name``'s directory is already
+        another folder's (``Work`` and ``work`` would mix their mail in one Maildir)."""
+        if not self._ignores_case(root):
+            return
+        other = self._claims.setdefault(case_key(folder_parts(name, self.sep)), name)
+        if other != name:
+            raise FolderError(
+                f"folder {shown(name)}: the Maildir's file system ignores case, so it would "
+                f"share a directory with folder {shown(other)}",
+                hint="rename one of the folders on the server, or exclude one with folderfilter "
+                "or map it elsewhere with nametrans",
+            )
+
     async def list_folders(self) -> list[FolderInfo]:
+        return self.listing()
+
+    def listing(self) -> list[FolderInfo]:
         """Every directory holding cur/, new/ and tmp/, found as OfflineIMAP finds them: the
-        root's subdirectories, and with sep '/' their subdirectories too."""
+        root's subdirectories, and with sep '/' their subdirectories too. (Blocking, and cheap:
+        the pre-flight check of a run calls it before any event loop exists.)"""
         self.warnings = []
         root = self._real_root()
         found: list[FolderInfo] = []
@@ -158,6 +219,10 @@ class MaildirStore:
         seen = {(st.st_dev, st.st_ino)} if st else set()
         self._walk(root, root, children, "", found, seen)
         found.sort(key=lambda f: f.name)
+        if found and self._ignores_case(root):
+            for f in found:  # what is on disk owns its directory
+                with contextlib.suppress(FolderError):
+                    self._claims.setdefault(case_key(folder_parts(f.name, self.sep)), f.name)
         return found
 
     def _subdirs(self, path: str) -> set[str]:
@@ -201,11 +266,12 @@ class MaildirStore:
     async def create_folder(self, name: str) -> None:
         if self.readonly:
             raise InternalError(f"create_folder({name!r}) on a read-only Maildir store")
-        path = self.folder_path(name)
+        path = self.folder_path(name)  # every check of the name comes before any mkdir
         try:
             # level by level: makedirs would give the parents the umask's mode, not 0700
             level = self._real_root()
             os.makedirs(level, 0o700, exist_ok=True)
+            self._claim(name, level)
             for part in folder_parts(name, self.sep):
                 level = os.path.join(level, part)
                 with contextlib.suppress(FileExistsError):
@@ -234,9 +300,9 @@ class MaildirStore:
     async def stamps(self, names: Sequence[str]) -> dict[str, FolderStamp | None]:
         """The mtimes of each folder's new/ and cur/: adding, deleting or renaming a file (a
         flag change) changes its directory's mtime."""
-        return {name: self._stamp(name) for name in names}
+        return {name: self.stamp(name) for name in names}
 
-    def _stamp(self, name: str) -> FolderStamp | None:
+    def stamp(self, name: str) -> FolderStamp | None:
         try:
             path = self.folder_path(name)
             mtimes = [os.stat(os.path.join(path, sub)).st_mtime_ns for sub in ("new", "cur")]
@@ -249,6 +315,7 @@ class MaildirStore:
 
     async def open_folder(self, name: str, readonly: bool) -> MaildirFolder:
         path = self.folder_path(name)
+        self._claim(name, self._real_root())
         self._check_subdirs(name, path)
         visible = self.visible_name(name) if self.visible_name else name
         if visible == self.sep:
@@ -360,9 +427,9 @@ class MaildirFolder:
                 break
         return listed
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self, since: Since | None = None) -> Snapshot:
         """Every message's id and flags (size only where the name holds it). A Maildir has no
-        UIDVALIDITY or UIDNEXT: both are 0."""
+        UIDVALIDITY or UIDNEXT: both are 0. ``since`` is not used: a scan is always whole."""
         self.warnings = []
         infos: dict[MessageId, MessageInfo] = {}
         self._scan(infos)
@@ -537,10 +604,12 @@ class MaildirFolder:
 class _Sink:
     """Delivers into one folder.
 
-    With fsync on, a finished message is not renamed into place at once: its fsync starts in a
-    worker thread while the next messages stream in, and the batch lands together (fsync done,
-    rename, one directory fsync) when it grows past MAX_PENDING or at close(). Speed then does
-    not pay for safety: the disk works while the network does.
+    With fsync on, a finished message is not renamed into place at once: its fsync is done in a
+    worker thread (FSYNC_GROUP files a job) while the next messages stream in, and the batch
+    lands together (fsync done, rename, one directory fsync) when it grows past MAX_PENDING or
+    at close(). Speed then does not pay for safety: the disk works while the network does.
+    (Writing and renaming in the worker thread too, or a job per file, measured slower: more
+    GIL hand-offs, more system time.)
     """
 
     def __init__(self, folder: MaildirFolder, meta: Mapping[MessageId, MessageInfo]) -> None:
@@ -549,41 +618,67 @@ class _Sink:
         self.result = ReceiveResult()
         self.host = safe_hostname(socket.gethostname(), folder.infosep)
         self.pid = os.getpid()
+        self.tmp = os.path.join(folder.path, "tmp")
         self.dirty: set[str] = set()
         self.open: set[_Writer] = set()
-        self.pending: list[tuple[_Writer, MessageId, asyncio.Future[None]]] = []
+        self.pending: list[tuple[_Writer, MessageId, _FsyncGroup, int]] = []
+        self.pending_ids: set[MessageId] = set()
+        self.group: _FsyncGroup | None = None  # files waiting for their fsync job to start
 
     def base(self, when: int, seq: int, uid: int | None) -> str:
         return new_base(when, seq, self.pid, self.host, uid, self.folder.fmd5)
 
     async def begin(self) -> BodyWriter:
-        tmp = os.path.join(self.folder.path, "tmp")
+        when = int(time.time())
         while True:
-            when, seq = int(time.time()), next(_delivery_seq)
-            path = os.path.join(tmp, self.base(when, seq, None))
+            seq = next(_delivery_seq)
+            path = os.path.join(self.tmp, self.base(when, seq, None))
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 continue  # left by a dead process that had our pid: take the next number
             except OSError as e:
                 raise FolderError(
-                    f"folder {self.folder.name!r}: cannot create a file in {tmp}: {e.strerror}",
+                    f"folder {self.folder.name!r}: cannot create a file in {self.tmp}: "
+                    f"{e.strerror}",
                     hint="check that the folder still exists and the disk is writable",
                 ) from e
-            w = _Writer(self, path, os.fdopen(fd, "wb", buffering=WRITE_BUFFER), when, seq)
+            w = _Writer(self, path, fd, when, seq)
             self.open.add(w)
             return w
 
+    def sync_later(self, w: _Writer, source_id: MessageId, fd: int) -> None:
+        """fsync (and close) ``fd`` in a worker thread, with the next files of its group."""
+        g = self.group
+        if g is None:
+            g = self.group = _FsyncGroup()
+        g.fds.append(fd)
+        self.pending.append((w, source_id, g, len(g.fds) - 1))
+        self.pending_ids.add(source_id)
+        if len(g.fds) >= FSYNC_GROUP:
+            self._start_group()
+
+    def _start_group(self) -> None:
+        import asyncio  # here, not at the top: listing a Maildir must not import it
+
+        g, self.group = self.group, None
+        if g is not None:
+            g.job = asyncio.get_running_loop().run_in_executor(None, _fsync_all, g.fds)
+
     async def land_pending(self) -> None:
-        """Wait for the started fsyncs, then rename each message into place."""
+        """Wait for the fsyncs, then rename each message into place."""
+        self._start_group()
         pending, self.pending = self.pending, []
-        for w, source_id, synced in pending:
-            try:
-                await synced
-            except OSError as e:
-                w.error = f"cannot fsync {w.tmp_path}: {e.strerror}"
+        self.pending_ids.clear()
+        for w, source_id, g, i in pending:
+            assert g.job is not None
+            err = (await g.job)[i]
+            if err is not None:
+                w.error = f"cannot fsync {w.tmp_path}: {err.strerror}"
             w.land(source_id)
         if self.folder.fsync:
+            import asyncio  # here, not at the top: listing a Maildir must not import it
+
             for sub in sorted(self.dirty):
                 await asyncio.to_thread(_fsync_dir, os.path.join(self.folder.path, sub))
         self.dirty.clear()
@@ -595,55 +690,81 @@ class _Sink:
         return self.result
 
 
+class _FsyncGroup:
+    """Files fsynced one after another by one worker-thread job, started once the group is
+    full or the batch lands."""
+
+    __slots__ = ("fds", "job")
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+        self.job: Future[list[OSError | None]] | None = None
+
+
 class _Writer:
-    def __init__(self, sink: _Sink, tmp_path: str, file: BinaryIO, when: int, seq: int) -> None:
+    """One message into its tmp/ file: converted to LF and keyed in one pass over each chunk,
+    written with plain os.write (a buffered file object costs an allocation per message) once
+    WRITE_BUFFER is reached and at finish(): one write for most messages."""
+
+    def __init__(self, sink: _Sink, tmp_path: str, fd: int, when: int, seq: int) -> None:
         self.sink = sink
         self.tmp_path = tmp_path
-        self.file = file
+        self.fd: int | None = fd  # None once closed, or handed to the fsync thread
         self.when = when
         self.seq = seq
         self.lf = CrlfToLf()
         self.key = KeyBuilder()
+        self.out: list[bytes] = []  # converted, not written yet
+        self.buffered = 0
         self.error: str | None = None  # a failed write, reported at finish as this message's
 
     async def write(self, chunk: bytes) -> None:
-        self.key.feed(chunk)
-        if self.error is None:
-            try:
-                self.file.write(self.lf.feed(chunk))
-            except OSError as e:
-                self.error = f"cannot write {self.tmp_path}: {e.strerror}"
+        if not self.key.header_done:
+            self.key.see_header(chunk)
+        out = self.lf.feed(chunk)  # counts the CRLF size as it goes
+        if self.error is None and out:
+            self.out.append(out)
+            self.buffered += len(out)
+            if self.buffered >= WRITE_BUFFER:
+                self._write_out()
+
+    def _write_out(self) -> None:
+        out, self.out, self.buffered = self.out, [], 0
+        if self.error is not None or self.fd is None:
+            return
+        try:
+            _write_all(self.fd, b"".join(out))
+        except OSError as e:
+            self.error = f"cannot write {self.tmp_path}: {e.strerror}"
 
     async def finish(self, source_id: MessageId, internal_date: datetime | None) -> None:
         sink = self.sink
         sink.open.discard(self)
-        if source_id in sink.result.delivered or any(p[1] == source_id for p in sink.pending):
+        if source_id in sink.result.delivered or source_id in sink.pending_ids:
             self._drop()
             raise InternalError(f"source message {source_id!r} delivered twice in one batch")
-        if self.error is None:
-            try:
-                self._flush(internal_date)
-            except OSError as e:
-                self.error = f"cannot write {self.tmp_path}: {e.strerror}"
-        if self.error is None and sink.folder.fsync:
-            # the fsync gets its own fd so the file (and its write buffer) can go now
-            fd = os.dup(self.file.fileno())
-            self.file.close()
-            synced = asyncio.get_running_loop().run_in_executor(None, _fsync_close, fd)
-            sink.pending.append((self, source_id, synced))
+        self.out.append(self.lf.flush())
+        self._write_out()
+        if self.error is None and internal_date is not None and self.fd is not None:
+            # the mtime is the message's internal date when it goes back to IMAP (Dovecot's too)
+            with contextlib.suppress(OverflowError, ValueError):  # a date no file can have
+                ts = internal_date.timestamp()
+                try:
+                    os.utime(self.fd, (ts, ts))
+                except OSError as e:
+                    self.error = f"cannot write {self.tmp_path}: {e.strerror}"
+        if self.error is None and self.fd is not None and sink.folder.fsync:
+            fd, self.fd = self.fd, None  # the fsync thread closes it
+            sink.sync_later(self, source_id, fd)
             if len(sink.pending) >= MAX_PENDING:
                 await sink.land_pending()
             return
         self.land(source_id)
 
-    def _flush(self, internal_date: datetime | None) -> None:
-        self.file.write(self.lf.flush())
-        self.file.flush()
-        if internal_date is not None:
-            # the mtime is the message's internal date when it goes back to IMAP (Dovecot's too)
-            with contextlib.suppress(OverflowError, ValueError):  # a date no file can have
-                ts = internal_date.timestamp()
-                os.utime(self.file.fileno(), (ts, ts))
+    def _close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
 
     def land(self, source_id: MessageId) -> None:
         """Rename the written (and synced) tmp file into new/ or cur/, and record it."""
@@ -651,37 +772,46 @@ class _Writer:
         rel: str | None = None
         if self.error is None:
             try:
-                self.file.close()
-                rel = self._rename(source_id)
+                self._close()
+                to = self.target(source_id)
+                os.rename(self.tmp_path, os.path.join(sink.folder.path, to))
+                rel = to
             except OSError as e:
                 self.error = f"cannot deliver {self.tmp_path}: {e.strerror}"
         if rel is None:
             self._drop()
             sink.result.failed[source_id] = self.error or "not delivered"
             return
-        base = rel.split("/", 1)[1].partition(sink.folder.infosep)[0]
+        sub, _, fname = rel.partition("/")
+        base = fname.partition(sink.folder.infosep)[0]
         sink.folder.remember(base, rel)
-        sink.dirty.add(rel.split("/", 1)[0])
-        sink.result.delivered[source_id] = Delivered(base, self.key.key())
+        sink.dirty.add(sub)
+        sink.result.delivered[source_id] = Delivered(base, self.key.key(self.lf.crlf_size))
 
-    def _rename(self, source_id: MessageId) -> str:
-        folder = self.sink.folder
+    def target(self, source_id: MessageId) -> str:
+        """Where the message goes: "cur/<name>" or "new/<name>"."""
         meta = self.sink.meta.get(source_id)
         letters = flags_to_letters(meta.flags if meta else NO_FLAGS)
         # as OfflineIMAP: seen messages go to cur/, others to new/, both with a ":2," suffix
         sub = "cur" if "S" in letters else "new"
         uid = source_id if type(source_id) is int and source_id > 0 else None
-        rel = f"{sub}/{self.sink.base(self.when, self.seq, uid)}{folder.infosep}2,{letters}"
-        os.rename(self.tmp_path, os.path.join(folder.path, rel))
-        return rel
+        name = self.sink.base(self.when, self.seq, uid)
+        return f"{sub}/{name}{self.sink.folder.infosep}2,{letters}"
 
     def _drop(self) -> None:
-        # a buffer that cannot be flushed raises on close: the file goes anyway
+        self.out, self.buffered = [], 0
         with contextlib.suppress(OSError):
-            self.file.close()
+            self._close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp_path)
 
     async def abort(self) -> None:
         self.sink.open.discard(self)
         self._drop()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until all of ``data`` is written (a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

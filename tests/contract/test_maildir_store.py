@@ -4,6 +4,8 @@ files under us, and names OfflineIMAP reads back."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import itertools
 import json
 import os
 import shutil
@@ -352,6 +354,47 @@ def test_receive_with_fsync(root: Path) -> None:
     f = run(store.open_folder("INBOX", readonly=False))
     res = run(deliver(f, {1: b"a\r\n", 2: b"b\r\n"}, {1: SEEN}))
     assert len(res.delivered) == 2
+
+
+def test_receive_small_and_big_with_fsync(root: Path) -> None:
+    """A small message goes to its file in one write, a big one (past WRITE_BUFFER) in several;
+    with fsync on, both land byte for byte, with their dates, keys and nothing left in tmp/."""
+    store = MaildirStore(root, fsync=True)
+    run(store.create_folder("INBOX"))
+    f = run(store.open_folder("INBOX", readonly=False))
+    big = b"Message-ID: <big@x>\r\n\r\n" + b"0123456789abcdef\r\n" * 40_000
+    bodies: dict[MessageId, bytes] = {1: BODIES[1], 2: big, 3: BODIES[5], 4: big + b"\r"}
+    when = datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
+    res = run(deliver(f, bodies, chunk=100_003, dates=dict.fromkeys(bodies, when)))
+    assert res.failed == {} and set(res.delivered) == set(bodies)
+    for sid, body in bodies.items():
+        d = res.delivered[sid]
+        sub, name = files_of(root / "INBOX", d.id)
+        path = root / "INBOX" / sub / name
+        assert path.read_bytes() == lf(body)
+        assert path.stat().st_mtime == when.timestamp()
+        assert d.key == content_key(body)
+    assert not any((root / "INBOX" / "tmp").iterdir())
+
+
+def test_failed_fsync_fails_that_message_only(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files are fsynced in groups by one worker job: a failed fsync is its own message's."""
+    store = MaildirStore(root, fsync=True)
+    run(store.create_folder("INBOX"))
+    f = run(store.open_folder("INBOX", readonly=False))
+    calls = itertools.count(1)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if next(calls) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    res = run(deliver(f, {1: b"a\r\n", 2: b"b\r\n", 3: b"c\r\n"}))
+    assert list(res.failed) == [2] and "cannot fsync" in res.failed[2]
+    assert sorted(res.delivered) == [1, 3]
+    assert len(files(root / "INBOX")) == 2  # and nothing left in tmp/
 
 
 def test_abort_and_unfinished_leave_no_tmp(root: Path, inbox: MaildirFolder) -> None:

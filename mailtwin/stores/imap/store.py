@@ -1,7 +1,8 @@
 """ImapStore: an IMAP account as a Store. Capabilities pick the strategies once, at connect.
 
 Every command is batched by UID sets and pipelined; bodies stream from the socket to the sink
-(fetch) and from a spool file to the socket (receiver). Folder names stay in modified UTF-7.
+(fetch) and from memory or a spool file to the socket (receiver). Folder names stay in modified
+UTF-7.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import tempfile
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,12 +27,17 @@ from mailtwin.model import (
     FolderStamp,
     MessageId,
     MessageInfo,
+    Since,
     Snapshot,
     StoreCaps,
 )
 from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, ReceiveResult
 from mailtwin.stores.imap import parse, wire
+from mailtwin.stores.imap.changes import Changes
+from mailtwin.stores.imap.changes import commands as changes_commands
 from mailtwin.stores.imap.parse import SelectInfo
+from mailtwin.stores.imap.sasl import Secrets
+from mailtwin.stores.imap.tls import TlsPolicy
 from mailtwin.stores.imap.transport import Connection, Done
 from mailtwin.stores.imap.wire import (
     Arg,
@@ -41,11 +48,12 @@ from mailtwin.stores.imap.wire import (
     Literal,
     Untagged,
 )
+from mailtwin.stores.since import derive, usable
 
 FETCH_BATCH = 200  # messages per UID FETCH command (all batches are pipelined)
 MAX_UNREADABLE = 10  # messages a server may hang up on in one fetch before we give up
 KEY_BATCH = 2000  # messages per UID FETCH of headers for content keys
-SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk
+SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk; smaller ones stay bytes
 APPEND_BATCH_BYTES = 8 * 1024 * 1024  # uploads sent as one batch (one MULTIAPPEND)
 APPEND_BATCH_COUNT = 1000
 # a folder's stamp: any append, expunge or flag change moves one of these (with CONDSTORE)
@@ -67,8 +75,16 @@ class ImapSettings:
     expunge: bool
     maxconnections: int = 1
     debug: Callable[[str], None] | None = None
-    cafile: str | None = None  # OfflineIMAP's sslcacertfile; None: the system's trust store
+    # trust, pins, client certificate, lowest TLS version
+    tls: TlsPolicy = field(default_factory=TlsPolicy)
     ignore_caps: frozenset[str] = frozenset()  # act as if the server lacked these (tests, quirks)
+    # where the password / OAuth2 token come from when they are asked for (at login); None:
+    # ``password`` as given
+    secrets: Secrets | None = field(default=None, repr=False)
+    # the user's order (auth_mechanisms); the default is what the store did before the option,
+    # the config passes OfflineIMAP's default list
+    mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
+    authzid: str = ""  # remote_identity: the SASL PLAIN authorization identity
 
     @property
     def real_port(self) -> int:
@@ -159,6 +175,7 @@ class ImapStore:
         self._caps = StoreCaps(flags=None, knows_new_ids=False)
         self.server_caps: frozenset[str] = frozenset()
         self._listed: dict[str, FolderStamp | None] = {}  # stamps the listing's LIST-STATUS gave
+        self._qresync: weakref.WeakSet[Connection] = weakref.WeakSet()  # ENABLEd on these
 
     @property
     def caps(self) -> StoreCaps:
@@ -176,19 +193,41 @@ class ImapStore:
             tls=st.ssl,
             starttls=st.starttls,
             timeout=st.timeout,
-            cafile=st.cafile,
+            tls_policy=st.tls,
             debug=st.debug,
             ignore_caps=st.ignore_caps,
         )
         ok = False
         try:
             await conn.open()
-            await conn.login(st.user, st.password)
+            secrets = st.secrets if st.secrets is not None else st.password
+            await conn.login(st.user, secrets, st.mechanisms, st.authzid)
+            await self._enable(conn)
             ok = True
         finally:
             if not ok:
                 await conn.close()
         return conn
+
+    async def _enable(self, conn: Connection) -> None:
+        """ENABLE QRESYNC where offered (once per connection, after login): a snapshot since a
+        sync point then learns the expunged UIDs with the changes (see changes.py)."""
+        if not {"QRESYNC", "ENABLE"} <= conn.caps:
+            return
+        enabled = False
+
+        async def on(ev: Event) -> None:
+            nonlocal enabled
+            if isinstance(ev, Untagged) and ev.head() == (None, b"ENABLED"):
+                enabled = enabled or b"QRESYNC" in ev.parts[0].upper().split()[2:]
+
+        done = await conn.run([b"ENABLE", b"QRESYNC"], on)
+        if done.ok and enabled:
+            self._qresync.add(conn)
+
+    def qresync(self, conn: Connection) -> bool:
+        """Whether QRESYNC is enabled on ``conn``."""
+        return conn in self._qresync
 
     async def connect(self) -> None:
         caps = (await self._pool.first()).conn.caps
@@ -363,8 +402,11 @@ class ImapFolder:
         if self.readonly:
             raise InternalError(f"write to folder {self._human!r} opened read-only")
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self, since: Since | None = None) -> Snapshot:
+        """Every message's UID and flags; with ``since`` and CONDSTORE, only those changed or
+        added after it, and the UIDs expunged since (changes.py, stores/since.py)."""
         messages: dict[MessageId, MessageInfo] = {}
+        changes = Changes()
 
         async def on(ev: Event) -> None:
             if isinstance(ev, Untagged):
@@ -372,14 +414,45 @@ class ImapFolder:
                 if item is not None and item.uid is not None and item.flags is not None:
                     messages[item.uid] = MessageInfo(item.uid, item.flags)
 
+        async def on_changes(ev: Event) -> None:
+            if not isinstance(ev, Untagged) or not changes.take(ev):
+                await on(ev)
+
         async with self._use(fresh=True) as s:  # UIDNEXT and HIGHESTMODSEQ as of now
             s.fresh = False
             info = s.info
-            if s.conn.exists:
+            assert info.uidvalidity is not None
+            derived = (
+                since is not None
+                and "CONDSTORE" in s.conn.caps
+                and usable(since, info.uidvalidity, info.uidnext, info.highestmodseq)
+            )
+            if derived and not s.conn.exists:
+                changes.present = []  # empty: every known message is gone
+            elif derived:
+                assert since is not None
+                cmds = changes_commands(
+                    since.modseq, self._store.qresync(s.conn), "ESEARCH" in s.conn.caps
+                )
+                dones = await s.conn.run_all(cmds, on_changes)
+                # a server that takes the commands but fails them, or answers what we cannot
+                # read: list in full, as without CONDSTORE
+                derived = all(d.ok for d in dones) and not changes.doubt
+                if not derived:
+                    self._store._say(
+                        f"folder {self._human!r}: the server did not list the changes; "
+                        "listing every message"
+                    )
+                    messages.clear()
+            if not derived and s.conn.exists:
                 done = await s.conn.run([b"UID", b"FETCH", b"1:*", b"(UID FLAGS)"], on)
                 if not done.ok:
                     raise self._fail("listing messages", done)
-        assert info.uidvalidity is not None
+        if derived:
+            assert since is not None and info.uidnext is not None
+            known = [m for m in since.known if isinstance(m, int)]
+            gone = changes.gone(known)
+            return derive(since, info.uidvalidity, info.uidnext, info.highestmodseq, gone, messages)
         top = max((int(u) for u in messages), default=0) + 1
         return Snapshot(info.uidvalidity, max(info.uidnext or 1, top), messages, info.highestmodseq)
 
@@ -689,10 +762,11 @@ def _flag_list(flags: Flags) -> bytes:
 
 @dataclass(slots=True)
 class _Message:
-    """A received message waiting in a batch: its spool (CRLF line ends) and what to send."""
+    """A received message waiting in a batch: its bytes or spool file (CRLF line ends) and
+    what to send."""
 
     source_id: MessageId
-    spool: IO[bytes]
+    spool: bytes | IO[bytes]
     size: int
     key: str
     message_id: str | None
@@ -700,34 +774,52 @@ class _Message:
     date: bytes | None
 
     def args(self) -> list[Arg]:
-        self.spool.seek(0)
+        if not isinstance(self.spool, bytes):
+            self.spool.seek(0)
         lit = Literal(self.spool, self.size)
         return [self.flags, self.date, lit] if self.date else [self.flags, lit]
 
 
 class _Upload:
-    """One message being received: spooled with CRLF line ends, keyed on its bytes as sent."""
+    """One message being received: converted to CRLF line ends (CRLF input, from IMAP, passes
+    as it is) and kept as bytes, or spooled to disk past SPOOL_MEMORY; keyed on its header, its
+    size being the CRLF size."""
 
-    __slots__ = ("_crlf", "_key", "_receiver", "_spool")
+    __slots__ = ("_chunks", "_crlf", "_key", "_receiver", "_size", "_spool")
 
     def __init__(self, receiver: _Receiver) -> None:
         self._receiver = receiver
-        # closed by the receiver once sent, or by abort()
-        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._spool: IO[bytes] | None = None  # closed by the receiver once sent, or by abort()
         self._crlf = LfToCrlf()
         self._key = KeyBuilder()
 
     async def write(self, chunk: bytes) -> None:
-        self._key.feed(chunk)
-        self._spool.write(self._crlf.feed(chunk))
+        if not self._key.header_done:
+            self._key.see_header(chunk)
+        out = self._crlf.feed(chunk)
+        self._size += len(out)
+        if self._spool is not None:
+            self._spool.write(out)
+            return
+        self._chunks.append(out)
+        if self._size > SPOOL_MEMORY:
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115
+            self._spool.writelines(self._chunks)
+            self._chunks = []
 
     async def finish(self, source_id: MessageId, internal_date: datetime | None) -> None:
-        size = self._spool.tell()
-        assert size == self._key.crlf_size
-        await self._receiver._add(self._spool, size, source_id, internal_date, self._key.key())
+        # one chunk (the usual message) is sent as it came, without a copy
+        body = self._spool if self._spool is not None else b"".join(self._chunks)
+        self._chunks = []
+        key = self._key.key(self._size)
+        await self._receiver._add(body, self._size, source_id, internal_date, key)
 
     async def abort(self) -> None:
-        self._spool.close()
+        self._chunks = []
+        if self._spool is not None:
+            self._spool.close()
 
 
 class _Receiver:
@@ -748,20 +840,31 @@ class _Receiver:
         self.result = ReceiveResult()
         info = folder.info
         self._allowed = info.flags if info.permanentflags is None else info.permanentflags
+        self._flag_lists: dict[Flags, bytes] = {}
 
     async def begin(self) -> BodyWriter:
         return _Upload(self)
 
     def _flags(self, source_id: MessageId) -> bytes:
         info = self._meta.get(source_id)
-        flags = self._folder._atoms(info.flags) if info else frozenset()
-        anykw = "\\*" in self._allowed
-        return _flag_list(
-            frozenset(f for f in flags if f.startswith("\\") or anykw or f in self._allowed)
-        )
+        flags = info.flags if info else frozenset()
+        # a folder's thousands of messages share a handful of flag sets: each is worked out once
+        out = self._flag_lists.get(flags)
+        if out is None:
+            atoms = self._folder._atoms(flags)
+            anykw = "\\*" in self._allowed
+            out = self._flag_lists[flags] = _flag_list(
+                frozenset(f for f in atoms if f.startswith("\\") or anykw or f in self._allowed)
+            )
+        return out
 
     async def _add(
-        self, spool: IO[bytes], size: int, source_id: MessageId, date: datetime | None, key: str
+        self,
+        spool: bytes | IO[bytes],
+        size: int,
+        source_id: MessageId,
+        date: datetime | None,
+        key: str,
     ) -> None:
         mid = None if key.startswith("#") else key.rsplit(" ", 1)[0]
         when = parse.internaldate(date) if date is not None else None
@@ -792,7 +895,8 @@ class _Receiver:
                 self._record([m], done)
         finally:
             for m in batch:
-                m.spool.close()
+                if not isinstance(m.spool, bytes):
+                    m.spool.close()
 
     async def _run_all(self, cmds: list[list[Arg]]) -> list[Done]:
         async with self._folder._lease(self._session) as s:
