@@ -8,18 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailtwin.config.model import AccountConfig, GeneralConfig, RepositoryConfig
-from mailtwin.errors import ConfigError, ConnectionFailed, FolderError, SafetyStop
+from mailtwin.errors import ConnectionFailed, FolderError, SafetyStop, cut
 from mailtwin.model import SIDE_NAME, FolderStamp, Side, Snapshot
 from mailtwin.state.lock import AccountLock
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder, Store
 from mailtwin.sync import crashpoint
 from mailtwin.sync.folder import CarryOver, Safety, sync_folder
-from mailtwin.sync.folders import FolderPair, RepoView, pair_folders
+from mailtwin.sync.folders import FolderPair, check_name, pair_folders, repo_view
 from mailtwin.sync.options import RunOptions
 from mailtwin.sync.plan import Copy, Delete, Plan, SetFlags, SyncOptions
 from mailtwin.sync.stamps import unchanged
 from mailtwin.ui import events as ev
+
+LABEL_MAX = 120  # a folder's name in messages: a server may send one of any length
 
 
 def display(name: str) -> str:
@@ -44,28 +46,30 @@ def make_store(repo: RepositoryConfig, general: GeneralConfig, opts: RunOptions)
             # OfflineIMAP's FMD5 is the md5 of the name after the local nametrans
             visible_name=repo.nametrans,
         )
+    from mailtwin.secrets.credentials import for_repository, user_name
     from mailtwin.stores.imap.store import ImapSettings, ImapStore
+    from mailtwin.stores.imap.tls import policy_for
 
-    assert repo.remotehost is not None
-    if repo.remotepass is None:
-        raise ConfigError(
-            "no password: set remotepass or remotepassfile",
-            repo.section,
-            "remotepass",
-        )
+    assert repo.remotehost is not None and repo.auth is not None
+    # the password and OAuth2 token are looked up (and registered for redaction) at login
+    user = user_name(repo.section, repo.remotehost, repo.remoteuser, repo.auth)
+    secrets = for_repository(repo.section, repo.remotehost, user, repo.remotepass, repo.auth)
     debug: Callable[[str], None] | None = None
     if opts.debug & {"imap", "all"}:
-        import sys
+        from mailtwin.ui import output
 
         def debug(line: str) -> None:
-            print(f"imap[{repo.name}]: {line}", file=sys.stderr)
+            output.debug(f"imap[{repo.name}]", line)
 
     return ImapStore(
         ImapSettings(
             host=repo.remotehost,
             port=repo.remoteport,
-            user=repo.remoteuser or "",
-            password=repo.remotepass,
+            user=user,
+            password="",
+            secrets=secrets,
+            mechanisms=repo.auth.mechanisms,
+            authzid=repo.auth.remote_identity,
             ssl=repo.ssl,
             starttls=repo.starttls,
             timeout=general.socktimeout,
@@ -73,20 +77,8 @@ def make_store(repo: RepositoryConfig, general: GeneralConfig, opts: RunOptions)
             expunge=repo.expunge,
             maxconnections=1 if opts.single else repo.maxconnections,
             debug=debug,
-            cafile=str(repo.sslcacertfile) if repo.sslcacertfile else None,
+            tls=policy_for(repo),
         )
-    )
-
-
-def repo_view(repo: RepositoryConfig, sep: str) -> RepoView:
-    return RepoView(
-        section=f"Repository {repo.name}",
-        sep=sep,
-        folderfilter=repo.folderfilter,
-        nametrans=repo.nametrans,
-        folderincludes=repo.folderincludes,
-        createfolders=repo.createfolders,
-        writable=not repo.readonly,
     )
 
 
@@ -178,31 +170,65 @@ class AccountSync:
             known=known,
         )
         sopts = self.sync_options(stores)
+        # a server's name no store can take fails its folder alone, before any command uses it
+        refused: dict[FolderPair, FolderError] = {}
+        for p in pairs:
+            try:
+                for s in Side:
+                    check_name(p.name(s))
+            except FolderError as e:
+                refused[p] = e
         # taken now, before any folder's snapshot: a change from here on shows next time
         stamps = await asyncio.gather(
-            *(stores[s].stamps([p.name(s) for p in pairs if p.exists(s)]) for s in Side)
+            *(
+                stores[s].stamps([p.name(s) for p in pairs if p.exists(s) and p not in refused])
+                for s in Side
+            )
         )
         ok = True
         dropped = False
-        for pair in pairs:
-            if self.stop():
-                break
-            label = display(pair.name_b)
-            now = {s: got.get(pair.name(s)) for s, got in zip(Side, stamps, strict=True)}
-            try:
-                ok = await self._sync_pair(pair, label, stores, db, sopts, now) and ok
-            except (FolderError, SafetyStop) as e:
-                ok = False
-                self.emit(ev.Failed(name, str(e), label, e.hint))
-            except ConnectionFailed as e:
-                # one dropped connection fails this folder; the stores reconnect for the next.
-                # A second one, or one that retrying cannot mend, ends the account.
-                if dropped or not e.retry:
-                    raise
-                dropped = True
-                ok = False
-                self.emit(ev.Failed(name, str(e), label, e.hint))
+        todo = list(pairs)
+        fatal: list[BaseException] = []
+
+        async def worker() -> None:
+            nonlocal ok, dropped
+            while todo and not fatal and not self.stop():
+                pair = todo.pop(0)
+                label = cut(display(pair.name_b), LABEL_MAX)
+                now = {s: got.get(pair.name(s)) for s, got in zip(Side, stamps, strict=True)}
+                try:
+                    if pair in refused:
+                        raise refused[pair]
+                    ok = await self._sync_pair(pair, label, stores, db, sopts, now) and ok
+                except (FolderError, SafetyStop) as e:
+                    ok = False
+                    self.emit(ev.Failed(name, str(e), label, e.hint))
+                except ConnectionFailed as e:
+                    # one dropped connection fails this folder; the stores reconnect for the
+                    # next. A second one, or one that retrying cannot mend, ends the account.
+                    if dropped or not e.retry:
+                        fatal.append(e)
+                        return
+                    dropped = True
+                    ok = False
+                    self.emit(ev.Failed(name, str(e), label, e.hint))
+                except BaseException as e:  # the others finish their folder, then stop
+                    fatal.append(e)
+                    return
+
+        # folder pairs run side by side on as many connections as maxconnections allows
+        await asyncio.gather(*(worker() for _ in range(min(self.width, len(todo)) or 1)))
+        if fatal:
+            raise fatal[0]
         return ok
+
+    @property
+    def width(self) -> int:
+        """How many folder pairs sync at once: each needs a connection of its own on every
+        IMAP side, so the smallest maxconnections (1: one after another; -1 forces it)."""
+        if self.opts.single:
+            return 1
+        return min([r.maxconnections for r in self.repos.values() if r.type == "IMAP"] or [1])
 
     async def _sync_pair(
         self,
@@ -243,10 +269,10 @@ class AccountSync:
             view_ok = self.repos[s].createfolders and not self.repos[s].readonly
             if not view_ok:
                 return True  # OfflineIMAP: that side does not get new folders; nothing to sync
-            self.emit(ev.FolderCreated(name, s, display(pair.name(s)), self.opts.dry_run))
             if not self.opts.dry_run:
-                await stores[s].create_folder(pair.name(s))
+                await stores[s].create_folder(pair.name(s))  # refuses a name it cannot take
                 crashpoint.step(f"folder created on {s.value}")
+            self.emit(ev.FolderCreated(name, s, label, self.opts.dry_run))
         if not missing and fstate is not None and self._unchanged(fstate, now, db):
             zero = {s: 0 for s in Side}
             done = ev.FolderPlanned if self.opts.dry_run else ev.FolderDone

@@ -9,14 +9,12 @@ unchanged directory keeps its mtime, a changed one gets one no stamp can hold.
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.dovecot import Dovecot, User
-from tests.integration.helpers import Env, lf, msg, server_writes
+from tests.integration.helpers import Env, age, lf, msg, server_writes
 from tests.proxy import Proxy
 
 OPENS = {"SELECT", "EXAMINE"}
@@ -28,17 +26,6 @@ def env(dovecot: Dovecot, imap_user: User, tmp_path: Path) -> Env:
     e = Env(dovecot, imap_user, tmp_path)
     e.write_config()
     return e
-
-
-def age(env: Env) -> None:
-    """Make every new/ and cur/ changed in the last 5 s look changed 100 s earlier."""
-    now = time.time_ns()
-    for d in env.maildir.glob("**/*"):
-        if d.name in ("new", "cur") and d.is_dir():
-            m = d.stat().st_mtime_ns
-            if now - m < 5_000_000_000:
-                t = m - 100_000_000_000
-                os.utime(d, ns=(t, t))
 
 
 def opened(counts: dict[str, int]) -> dict[str, int]:

@@ -1,0 +1,214 @@
+"""Before the engine: settle the accounts that have nothing to do, cheaply.
+
+A cron run of an unchanged account should cost little more than starting Python, but the engine
+(asyncio, imapclient, the planner) takes longer to import than such a sync takes to run. So each
+account is first looked at without it: the IMAP sides answer one LIST-STATUS over a blocking
+connection (stores/imap/probe.py), the Maildir sides are listed and their new/ and cur/ stat'ed,
+and each folder pair is judged exactly as the engine judges it (AccountSync._sync_pair): known,
+on both sides, both stamps equal to those recorded after its last clean sync, nothing pending.
+Only an account where every pair is so is settled here; at any doubt, and at any error (the
+engine reports errors properly), the account goes to the engine, which then decides alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from mailtwin.config.model import AccountConfig, Config, GeneralConfig, RepositoryConfig
+from mailtwin.model import FolderInfo, FolderStamp, Side
+from mailtwin.state.lock import AccountLock
+from mailtwin.state.status import FolderState, StatusDB
+from mailtwin.sync.folders import FolderPair, pair_folders, repo_view
+from mailtwin.sync.options import RunOptions
+from mailtwin.sync.stamps import unchanged
+from mailtwin.ui import events as ev
+from mailtwin.ui.text import make_ui
+
+if TYPE_CHECKING:
+    import socket
+
+    from mailtwin.stores.imap.probe import Login
+
+Look = tuple[list[FolderInfo], dict[str, FolderStamp | None]]
+
+
+def run(config: Config, opts: RunOptions) -> int:
+    """The sync's entry point: settle what can be settled here, hand the rest to the engine."""
+    emit = make_ui(opts.ui, opts.logfile, opts.syslog)
+    code = 0
+    if _worth_trying(config, opts):
+        rest = {}
+        for name, acct in config.accounts.items():
+            done = settle(acct, config.general, emit)
+            if done is None:
+                rest[name] = acct
+            else:
+                code = max(code, done)
+        if not rest:
+            return code
+        config = replace(config, accounts=rest)
+    from mailtwin.sync.runner import run as run_engine
+
+    return max(code, run_engine(config, opts, emit))
+
+
+def _worth_trying(config: Config, opts: RunOptions) -> bool:
+    """Only a plain one-shot run: a daemon has the engine loaded anyway, and a dry run, -f,
+    --info, -d and the recovery flags each want the engine's own output or behaviour."""
+    if opts.dry_run or opts.info or opts.folders or opts.debug or opts.restore:
+        return False
+    if opts.allow_deletions:
+        return False
+    return opts.once or all(a.autorefresh is None for a in config.accounts.values())
+
+
+def settle(acct: AccountConfig, general: GeneralConfig, emit: ev.Emit) -> int | None:
+    """The account's exit code (0: nothing to do; 1: the server refused the login) when it
+    is settled here, its start and end reported; None: it goes to the engine."""
+    from mailtwin.errors import AuthError
+
+    start = time.monotonic()
+    path = general.metadata / f"Account-{acct.name}" / "mailtwin.db"
+    if not path.exists():
+        return None
+    try:
+        with AccountLock(general.metadata, acct.name):
+            db = StatusDB.open(path, fsync=general.fsync)
+            try:
+                idle = _idle(acct, general, db)
+            finally:
+                db.close()
+    except AuthError as e:
+        emit(ev.AccountStarted(acct.name))
+        emit(ev.Failed(acct.name, str(e), hint=e.hint))
+        emit(ev.AccountDone(acct.name, False, time.monotonic() - start))
+        return 1
+    except Exception:  # any doubt (a locked account, a damaged state): the engine decides
+        return None
+    if not idle:
+        return None
+    emit(ev.AccountStarted(acct.name))
+    emit(ev.AccountDone(acct.name, True, time.monotonic() - start))
+    return 0
+
+
+def _idle(acct: AccountConfig, general: GeneralConfig, db: StatusDB) -> bool:
+    repos = {Side.A: acct.local, Side.B: acct.remote}
+    looks: dict[Side, Look] = {}
+    for s in Side:
+        got = _look(repos[s], general)
+        if got is None:
+            return False
+        looks[s] = got
+    seps = {
+        s: repos[s].sep
+        if repos[s].type == "Maildir"
+        else next((f.sep for f in looks[s][0] if f.sep), "/")
+        for s in Side
+    }
+    known = [(f.name_a, f.name_b) for f in db.folders()]
+    pairs = pair_folders(
+        looks[Side.A][0],
+        looks[Side.B][0],
+        repo_view(repos[Side.A], seps[Side.A]),
+        repo_view(repos[Side.B], seps[Side.B]),
+        known=known,
+    )
+    return all(_pair_idle(p, db, repos, {s: looks[s][1] for s in Side}) for p in pairs)
+
+
+def _pair_idle(
+    pair: FolderPair,
+    db: StatusDB,
+    repos: Mapping[Side, RepositoryConfig],
+    stamps: Mapping[Side, Mapping[str, FolderStamp | None]],
+) -> bool:
+    """The engine's decision for one pair (AccountSync._sync_pair), without its actions."""
+    fstate = db.folder(pair.name_a, pair.name_b)
+    missing = [s for s in Side if not pair.exists(s)]
+    synced_before = fstate is not None and (
+        fstate.uidvalidity_a is not None or fstate.uidvalidity_b is not None
+    )
+    if missing:
+        if synced_before:
+            return len(missing) == 2  # one side gone: a safety stop, the engine's to say
+        # the engine skips it when that side gets no new folders, and creates it otherwise
+        first = repos[missing[0]]
+        return not first.createfolders or first.readonly
+    if fstate is None:
+        return False
+    now = {s: stamps[s].get(pair.name(s)) for s in Side}
+    return _unchanged(fstate, now, db)
+
+
+def _unchanged(fstate: FolderState, now: Mapping[Side, FolderStamp | None], db: StatusDB) -> bool:
+    recorded = {s: fstate.stamp(s) for s in Side}
+    return unchanged(recorded, now) and not db.pending(fstate)
+
+
+def _look(repo: RepositoryConfig, general: GeneralConfig) -> Look | None:
+    if repo.type == "Maildir":
+        return _look_maildir(repo, general)
+    return _look_imap(repo, general)
+
+
+def _look_maildir(repo: RepositoryConfig, general: GeneralConfig) -> Look | None:
+    from mailtwin.stores.maildir import MaildirStore
+
+    assert repo.localfolders is not None
+    store = MaildirStore(
+        repo.localfolders,
+        sep=repo.sep,
+        fsync=general.fsync,
+        readonly=repo.readonly,
+        visible_name=repo.nametrans,
+    )
+    folders = store.listing()
+    if store.warnings:
+        return None  # the engine says them
+    return folders, {f.name: store.stamp(f.name) for f in folders}
+
+
+def _look_imap(repo: RepositoryConfig, general: GeneralConfig) -> Look | None:
+    from mailtwin.stores.imap import probe
+
+    login = probe_login(repo, general)
+    if login is None:
+        return None
+    found = probe.look(login)
+    return None if found is None else (found.folders, found.stamps)
+
+
+def probe_login(repo: RepositoryConfig, general: GeneralConfig) -> Login | None:
+    """How the probe logs in to ``repo``: the user, secrets, mechanisms and TLS the engine's
+    connections use (the secrets object too: a password command runs once per process)."""
+    from mailtwin.secrets.credentials import for_repository, user_name
+    from mailtwin.stores.imap import probe
+
+    if repo.remotehost is None or repo.auth is None:
+        return None
+    host = repo.remotehost
+    user = user_name(repo.section, host, repo.remoteuser, repo.auth)
+    tls: Callable[[socket.socket], socket.socket] | None = None
+    if repo.ssl or repo.starttls:
+        from mailtwin.stores.imap.tls import policy_for, wrap_blocking
+
+        policy = policy_for(repo)
+
+        def tls(sock: socket.socket) -> socket.socket:
+            return wrap_blocking(sock, policy, host)  # verified, then the pin, as the engine
+
+    return probe.Login(
+        host=host,
+        port=repo.remoteport or (993 if repo.ssl else 143),
+        user=user,
+        secrets=for_repository(repo.section, host, user, repo.remotepass, repo.auth),
+        mechanisms=repo.auth.mechanisms,
+        authzid=repo.auth.remote_identity,
+        timeout=general.socktimeout,
+        tls=tls,
+        implicit_tls=repo.ssl,
+    )
