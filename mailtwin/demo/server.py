@@ -145,8 +145,9 @@ def dovecot_installed() -> bool:
 class Dovecot:
     """A private Dovecot rooted at ``base``; ``start``, ``new_user``, ``stop`` (by PID)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, extra_conf: str = "") -> None:
         self.base = base
+        self.extra_conf = extra_conf  # appended to dovecot.conf (tests: other limits)
         self.port = free_port()
         self.tls_port = free_port()
         # Dovecot asks http://127.0.0.1:<oauth_port>/introspect whether an OAuth2 token is
@@ -190,7 +191,7 @@ class Dovecot:
             uid=self.uid,
             gid=self.gid,
         )
-        (b / "etc" / "dovecot.conf").write_text(conf)
+        (b / "etc" / "dovecot.conf").write_text(conf + self.extra_conf + "\n")
         (b / "etc" / "dovecot-oauth2.conf.ext").write_text(OAUTH2_CONF.format(port=self.oauth_port))
         # output to a file, not a pipe: the daemon's children would hold a pipe open forever
         with open(b / "log" / "start.log", "ab") as log:
@@ -268,10 +269,10 @@ class Dovecot:
         return counts
 
 
-def start_dovecot() -> Dovecot:
+def start_dovecot(extra_conf: str = "") -> Dovecot:
     """A started Dovecot in a new directory under the system temp directory."""
     base = Path(tempfile.mkdtemp(prefix="mailtwin-dovecot-"))
-    d = Dovecot(base)
+    d = Dovecot(base, extra_conf)
     d.start()
     return d
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mailtwin.errors import StateError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each entry migrates from version i to i + 1; index 0 creates the first schema.
 MIGRATIONS: tuple[str, ...] = (
@@ -63,6 +63,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE folders ADD COLUMN covered_a INTEGER;
     ALTER TABLE folders ADD COLUMN covered_b INTEGER;
+    """,
+    # keywords that side's server refused to store (space-separated): from then on they are
+    # neither copied there nor compared, so they stay on the other side and are not retried
+    """
+    ALTER TABLE folders ADD COLUMN unkept_a TEXT;
+    ALTER TABLE folders ADD COLUMN unkept_b TEXT;
     """,
 )
 

@@ -29,6 +29,9 @@ class FolderState:
     # the pair rows name every message of that side as of the sync point (see db.py, v4)
     covered_a: bool | None = None
     covered_b: bool | None = None
+    # keywords that side refused to store (db.py, v5)
+    unkept_a: str | None = None
+    unkept_b: str | None = None
 
     def name(self, side: Side) -> str:
         return self.name_a if side is Side.A else self.name_b
@@ -48,10 +51,13 @@ class FolderState:
     def covered(self, side: Side) -> bool:
         return bool(self.covered_a if side is Side.A else self.covered_b)
 
+    def unkept(self, side: Side) -> Flags:
+        return flags_parse((self.unkept_a if side is Side.A else self.unkept_b) or "")
+
 
 _FOLDER_COLS = (
     "id, name_a, name_b, uidvalidity_a, uidvalidity_b, uidnext_a, uidnext_b, modseq_a, modseq_b,"
-    " stamp_a, stamp_b, covered_a, covered_b"
+    " stamp_a, stamp_b, covered_a, covered_b, unkept_a, unkept_b"
 )
 
 
@@ -152,6 +158,17 @@ class StatusDB:
         self.con.execute(
             "UPDATE folders SET covered_a = ?, covered_b = ? WHERE id = ?",
             (Side.A in on, Side.B in on, folder.id),
+        )
+
+    def add_unkept(self, folder: FolderState, side: Side, keywords: Flags) -> None:
+        """Remember keywords ``side``'s server refused: never sent there again."""
+        col = "unkept_a" if side is Side.A else "unkept_b"
+        was = flags_parse(
+            self.con.execute(f"SELECT {col} FROM folders WHERE id = ?", (folder.id,)).fetchone()[0]
+            or ""
+        )
+        self.con.execute(
+            f"UPDATE folders SET {col} = ? WHERE id = ?", (flags_text(was | keywords), folder.id)
         )
 
     def forget_pairs(self, folder: FolderState) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailtwin.errors import MessageError
-from mailtwin.model import SIDE_NAME, MessageId, MessageInfo, Side, Snapshot
+from mailtwin.model import SIDE_NAME, Flags, MessageId, MessageInfo, Side, Snapshot
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, Folder, ReceiveResult
@@ -79,12 +79,13 @@ async def _copy_batch(
         # what landed before a fault is recorded all the same
         result = await sink.close()
         rows = []
+        refused = unkept(folders[dst])  # keywords the target would not store: not synced
         for c in batch:
             d = result.delivered.get(c.id)
             if d is None or d.id is None:
                 continue
             ids: dict[Side, MessageId] = {src: c.id, dst: d.id}
-            rows.append(PairRow(ids[Side.A], ids[Side.B], c.flags, d.key))
+            rows.append(PairRow(ids[Side.A], ids[Side.B], c.flags - refused, d.key))
         crashpoint.step("copy batch landed")
         with db.transaction():
             db.insert_pairs(fstate, rows)
@@ -119,8 +120,12 @@ async def _set_flags(
         report.flags[side] += len(changes)
     # both sides now hold the merged flags: record them (a fault above leaves the old synced
     # flags, and the next run merges again to the same result)
+    refused = unkept(folders[Side.A]) | unkept(folders[Side.B])
+    after: Iterable[PairRow] = plan.after_flags.values()
+    if refused:  # a keyword one side would not store is not synced: not recorded as such
+        after = [r.with_flags(r.flags - refused) for r in after]
     with db.transaction():
-        db.update_pairs(plan.after_flags.values())
+        db.update_pairs(after)
         db.insert_pairs(fstate, plan.matches)
     crashpoint.step("flags recorded")
 
@@ -168,3 +173,8 @@ class _CrashingWriter:
 
     async def abort(self) -> None:
         await self.inner.abort()
+
+
+def unkept(folder: Folder) -> Flags:
+    """Keywords the folder's server refused to store during this sync (IMAP; none elsewhere)."""
+    return frozenset(getattr(folder, "unkept", ()))

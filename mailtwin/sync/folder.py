@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mailtwin.errors import FolderError, MessageError, SafetyStop
@@ -40,7 +40,7 @@ from mailtwin.model import SIDE_NAME, ContentKey, MessageId, Side, Since, Snapsh
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder
-from mailtwin.sync.apply import Report, apply
+from mailtwin.sync.apply import Report, apply, unkept
 from mailtwin.sync.bodyhash import BodyHashes
 from mailtwin.sync.plan import DELETED, Delete, Plan, SyncOptions, plan, unpaired
 
@@ -132,6 +132,9 @@ async def sync_folder(
     carry: CarryOver | None = None,
 ) -> FolderResult:
     safety = safety or Safety()
+    refused = {s: fstate.unkept(s) for s in Side}
+    if refused[Side.A] or refused[Side.B]:
+        opts = replace(opts, unkept=opts.unkept | refused[Side.A] | refused[Side.B])
     pairs = db.pairs(fstate)
     interrupted = db.pending(fstate)
     # the marks as stored now: a caller may have forgotten the pairs since it read ``fstate``
@@ -204,6 +207,16 @@ async def sync_folder(
         db.delete_pairs(restored)
         fstate = db.set_sync_point(fstate, snaps)
     report = await apply(p, folders, db, fstate, snaps)
+    for s in Side:
+        new = unkept(folders[s]) - refused[s]
+        if new:
+            # said once: from now on they are left alone, on both sides
+            with db.transaction():
+                db.add_unkept(fstate, s, new)
+            report.notes.append(
+                f"the {SIDE_NAME[s]} server refuses to store keyword(s) "
+                f"{', '.join(sorted(new))}; they stay on the {SIDE_NAME[s.other]} side only"
+            )
     if not report.failures:
         # with the other side read-only, a row records that side's flags, not this one's
         covered = [

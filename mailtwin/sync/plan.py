@@ -40,6 +40,9 @@ class SyncOptions:
     writable: Mapping[Side, bool]
     deletes_from: Mapping[Side, bool]
     flags: Flags | None = None  # the flags both sides can keep; None: any
+    # keywords one side's server refused to store: left alone on both sides (never copied,
+    # never compared), so they stay where they are and nothing is retried every run
+    unkept: Flags = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +135,12 @@ def plan(
     snaps = {Side.A: a, Side.B: b}
     msgs: dict[Side, Mapping[MessageId, MessageInfo]] = {s: snaps[s].messages for s in Side}
     keep = opts.flags
+    unkept = opts.unkept
 
     def flags_of(side: Side, mid: MessageId) -> Flags:
         f = msgs[side][mid].flags
-        return f if keep is None else f & keep
+        f = f if keep is None else f & keep
+        return f - unkept if unkept else f
 
     copies: list[Copy] = []
     flag_changes: list[SetFlags] = []
@@ -161,6 +166,8 @@ def plan(
             fa, fb = msgs_a[ra].flags, msgs_b[rb].flags  # type: ignore[index]
             if keep is not None:
                 fa, fb = fa & keep, fb & keep
+            if unkept:
+                fa, fb = fa - unkept, fb - unkept
             if fa == fb == row.flags:
                 continue  # the common case, kept cheap: nothing changed since the last sync
             ids = {Side.A: ra, Side.B: rb}
@@ -251,6 +258,7 @@ def _merge_row(
 ) -> tuple[list[SetFlags], Flags]:
     """The flag changes for one synced message, and the flags to record as synced."""
     synced = row.flags if opts.flags is None else row.flags & opts.flags
+    synced -= opts.unkept
     merged = merge_flags(synced, cur[Side.A], cur[Side.B])
     target = {s: merged for s in Side}
     record = merged

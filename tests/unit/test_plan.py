@@ -145,3 +145,25 @@ def test_unsyncable_flags_are_left_alone() -> None:
 )
 def test_merge_flags(synced: set[str], a: set[str], b: set[str], want: set[str]) -> None:
     assert merge_flags(frozenset(synced), frozenset(a), frozenset(b)) == want
+
+
+def test_unkept_keyword_is_never_copied_compared_or_taken_away() -> None:
+    kw = "$TooLongForTheOtherServer"
+    unkept = SyncOptions(
+        writable={Side.A: True, Side.B: True},
+        deletes_from={Side.A: True, Side.B: True},
+        unkept=frozenset({kw}),
+    )
+    # copied without it
+    p = plan(snap(x={S, kw}), snap(), [], unkept)
+    assert p.copies == (Copy(Side.A, "x", frozenset({S})),)
+    # one side has it, the other never will: nothing to do, nothing removed
+    p = plan(snap(x={S, kw}), snap(y={S}), [PairRow("x", "y", frozenset({S}))], unkept)
+    assert p.is_empty()
+    # a row recorded with it before it was known to be unkept: rewritten, no flag change
+    row = PairRow("x", "y", frozenset({S, kw}))
+    p = plan(snap(x={S, kw}), snap(y={S}), [row], unkept)
+    assert not p.flag_changes
+    # without the option the same state would take the keyword away from A
+    p = plan(snap(x={S, kw}), snap(y={S}), [row], BOTH)
+    assert p.flag_changes == (SetFlags(Side.A, "x", frozenset(), frozenset({kw})),)

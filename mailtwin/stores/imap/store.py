@@ -365,6 +365,9 @@ class ImapFolder:
         self._context = _context(name)
         self.readonly = readonly
         self.info = info
+        # keywords this server refused to store in this folder during this sync (the engine
+        # remembers them, and leaves them alone from then on)
+        self.unkept: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -661,13 +664,52 @@ class ImapFolder:
                 adds.setdefault(add, []).append(uid)
             if remove:
                 removes.setdefault(remove, []).append(uid)
-        cmds = [
-            [b"UID", b"STORE", uids, op, _flag_list(flags)]
+        todo = [
+            (op, flags, uids)
             for op, groups in ((b"+FLAGS.SILENT", adds), (b"-FLAGS.SILENT", removes))
             for flags, group in groups.items()
             for uids in wire.uid_sets(group)
         ]
-        await self._run_all(cmds, "changing flags")
+        if not todo:
+            return
+        cmds: list[Sequence[Arg]] = [
+            [b"UID", b"STORE", uids, op, _flag_list(flags)] for op, flags, uids in todo
+        ]
+        async with self._use() as s:
+            dones = await s.conn.run_all(cmds)
+        refused = []
+        for (op, flags, uids), done in zip(todo, dones, strict=True):
+            if done.ok:
+                continue
+            if op == b"+FLAGS.SILENT" and _keywords(flags):
+                refused.append((flags, uids))  # perhaps a keyword the server cannot keep
+            else:
+                raise self._fail("changing flags", done)
+        if refused:
+            await self._store_apart(refused)
+
+    async def _store_apart(self, refused: list[tuple[Flags, bytes]]) -> None:
+        """Flags whose STORE was refused, again one keyword per command: the system flags
+        must land; a keyword the server refuses is noted in ``unkept``."""
+        cmds: list[Sequence[Arg]] = []
+        what: list[str | None] = []
+        for flags, uids in refused:
+            system = flags - _keywords(flags)
+            if system:
+                cmds.append([b"UID", b"STORE", uids, b"+FLAGS.SILENT", _flag_list(system)])
+                what.append(None)
+            for kw in sorted(_keywords(flags)):
+                one = frozenset({kw})
+                cmds.append([b"UID", b"STORE", uids, b"+FLAGS.SILENT", _flag_list(one)])
+                what.append(kw)
+        async with self._use() as s:
+            dones = await s.conn.run_all(cmds)
+        for word, done in zip(what, dones, strict=True):
+            if done.ok:
+                continue
+            if word is None:
+                raise self._fail("changing flags", done)
+            self.unkept.add(word)
 
     async def delete(self, ids: Sequence[MessageId]) -> None:
         self._writable()
@@ -753,6 +795,16 @@ def _uids(ids: Sequence[MessageId]) -> list[int]:
     return [_uid(i) for i in ids]
 
 
+def _atoms_of(flag_list: bytes) -> list[str]:
+    """The flags of a flag list made by _flag_list."""
+    return flag_list[1:-1].decode("utf-8", "surrogateescape").split()
+
+
+def _keywords(flags: Flags) -> Flags:
+    """The keywords among ``flags`` (system flags start with a backslash)."""
+    return frozenset(f for f in flags if not f.startswith("\\"))
+
+
 def _flag_list(flags: Flags) -> bytes:
     return b"(" + " ".join(sorted(flags)).encode("utf-8", "surrogateescape") + b")"
 
@@ -772,12 +824,14 @@ class _Message:
     message_id: str | None
     flags: bytes
     date: bytes | None
+    keywords: Flags  # those in ``flags``
 
-    def args(self) -> list[Arg]:
+    def args(self, flags: bytes | None = None) -> list[Arg]:
         if not isinstance(self.spool, bytes):
             self.spool.seek(0)
         lit = Literal(self.spool, self.size)
-        return [self.flags, self.date, lit] if self.date else [self.flags, lit]
+        fl = self.flags if flags is None else flags
+        return [fl, self.date, lit] if self.date else [fl, lit]
 
 
 class _Upload:
@@ -840,12 +894,13 @@ class _Receiver:
         self.result = ReceiveResult()
         info = folder.info
         self._allowed = info.flags if info.permanentflags is None else info.permanentflags
-        self._flag_lists: dict[Flags, bytes] = {}
+        self._flag_lists: dict[Flags, tuple[bytes, Flags]] = {}
 
     async def begin(self) -> BodyWriter:
         return _Upload(self)
 
-    def _flags(self, source_id: MessageId) -> bytes:
+    def _flags(self, source_id: MessageId) -> tuple[bytes, Flags]:
+        """The APPEND flag list for a message, and the keywords in it."""
         info = self._meta.get(source_id)
         flags = info.flags if info else frozenset()
         # a folder's thousands of messages share a handful of flag sets: each is worked out once
@@ -853,9 +908,8 @@ class _Receiver:
         if out is None:
             atoms = self._folder._atoms(flags)
             anykw = "\\*" in self._allowed
-            out = self._flag_lists[flags] = _flag_list(
-                frozenset(f for f in atoms if f.startswith("\\") or anykw or f in self._allowed)
-            )
+            kept = frozenset(f for f in atoms if f.startswith("\\") or anykw or f in self._allowed)
+            out = self._flag_lists[flags] = (_flag_list(kept), _keywords(kept))
         return out
 
     async def _add(
@@ -868,7 +922,8 @@ class _Receiver:
     ) -> None:
         mid = None if key.startswith("#") else key.rsplit(" ", 1)[0]
         when = parse.internaldate(date) if date is not None else None
-        self._batch.append(_Message(source_id, spool, size, key, mid, self._flags(source_id), when))
+        flags, keywords = self._flags(source_id)
+        self._batch.append(_Message(source_id, spool, size, key, mid, flags, when, keywords))
         self._batch_bytes += size
         if self._batch_bytes >= APPEND_BATCH_BYTES or len(self._batch) >= APPEND_BATCH_COUNT:
             await self._flush()
@@ -891,12 +946,51 @@ class _Receiver:
                     self._record(batch, done)
                     return
             dones = await self._run_all([[b"APPEND", name, *m.args()] for m in batch])
+            retry = []
             for m, done in zip(batch, dones, strict=True):
-                self._record([m], done)
+                if not done.ok and m.keywords:
+                    retry.append(m)  # perhaps a keyword the server cannot keep
+                else:
+                    self._record([m], done)
+            if retry:
+                await self._append_apart(retry)
         finally:
             for m in batch:
                 if not isinstance(m.spool, bytes):
                     m.spool.close()
+
+    async def _append_apart(self, msgs: list[_Message]) -> None:
+        """Messages whose APPEND was refused, again without keywords; then each keyword set
+        on the new message alone, so only the ones the server refuses stay behind (noted in
+        the folder's ``unkept``; without a new UID all of the message's are)."""
+        name = wire.astring(self._folder.name)
+        plain: list[list[Arg]] = []
+        for m in msgs:
+            system = _flag_list(frozenset(f for f in _atoms_of(m.flags) if f.startswith("\\")))
+            plain.append([b"APPEND", name, *m.args(system)])
+        dones = await self._run_all(plain)
+        tries: list[list[Arg]] = []
+        what: list[str] = []
+        for m, done in zip(msgs, dones, strict=True):
+            self._record([m], done)
+            if not done.ok:
+                continue
+            got = self.result.delivered[m.source_id].id
+            if not isinstance(got, int):
+                self._folder.unkept.update(m.keywords)
+                continue
+            for kw in sorted(m.keywords):
+                flag = _flag_list(frozenset({kw}))
+                tries.append([b"UID", b"STORE", b"%d" % got, b"+FLAGS.SILENT", flag])
+                what.append(kw)
+        if not tries:
+            return
+        async with self._folder._use(self._session) as s:
+            self._session = s
+            done_tries = await s.conn.run_all(tries)
+        for kw, done in zip(what, done_tries, strict=True):
+            if not done.ok:
+                self._folder.unkept.add(kw)
 
     async def _run_all(self, cmds: list[list[Arg]]) -> list[Done]:
         async with self._folder._lease(self._session) as s:
