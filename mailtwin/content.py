@@ -8,7 +8,6 @@ so an IMAP copy (CRLF) and its Maildir copy (LF) agree. Without a Message-ID, a 
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from mailtwin.model import ContentKey
@@ -68,6 +67,8 @@ def key_of(header: bytes, crlf_size: int) -> ContentKey:
     mid = message_id(header)
     if mid:
         return f"{mid} {crlf_size}"
+    import hashlib  # here: a no-op run's start-up does not need OpenSSL's hashes
+
     digest = hashlib.sha256(to_crlf(header[:HEADER_CAP])).hexdigest()[:32]
     return f"#{digest} {crlf_size}"
 

@@ -140,8 +140,9 @@ OPTIONS: tuple[Option, ...] = (
        "Minutes between syncs, fractions allowed (unset or 0: sync once; negative: warned, "
        "sync once); -o ignores it."),
     _s("quick", "account", "int", "0",
-       "Quick syncs between full ones (-1: always); read, but for now every sync is a full one, "
-       "which never does less than a quick one."),
+       "Quick syncs between full ones (-1: always); read, but every sync is a full one: an "
+       "unchanged folder is skipped (LIST-STATUS) and a changed one reads only its changes "
+       "(CONDSTORE/QRESYNC), so a full sync costs what OfflineIMAP's quick one does."),
     _s("max_deletes", "account", "int", "50",
        "mailtwin only: a sync that would delete more than this many messages of a folder on "
        "one side, and more than max_delete_share of it, stops that folder (see docs/safety.md)."),
@@ -223,7 +224,9 @@ OPTIONS: tuple[Option, ...] = (
        "plain text, with a warning unless the host is this machine."),
     _s("expunge", "repository:IMAP", "bool", "yes",
        "Remove deleted messages for good (no: only mark them \\Deleted)."),
-    _s("maxconnections", "repository:IMAP", "int", "1", "Connections used at the same time."),
+    _s("maxconnections", "repository:IMAP", "int", "1",
+       "Connections used at the same time: up to this many folder pairs sync side by side "
+       "(the smaller value of two IMAP sides); -1 on the command line forces one."),
     _i("sep", "repository:IMAP", "str", None,
        "The server's separator is used; OfflineIMAP ignores it here too."),
     _u("remotehosteval", "repository:IMAP", "python", None, _EVAL),

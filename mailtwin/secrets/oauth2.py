@@ -7,12 +7,8 @@ endpoint on 127.0.0.1 (no msal or google-auth).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -29,6 +25,8 @@ Post = Callable[[str, Mapping[str, str]], tuple[int, dict[str, object]]]
 
 def shown(url: str) -> str:
     """A URL for messages: scheme, host and path (no user info, no query)."""
+    import urllib.parse
+
     u = urllib.parse.urlsplit(url)
     port = f":{u.port}" if u.port else ""
     return f"{u.scheme}://{u.hostname or ''}{port}{u.path}"
@@ -36,6 +34,13 @@ def shown(url: str) -> str:
 
 def post_form(url: str, fields: Mapping[str, str]) -> tuple[int, dict[str, object]]:
     """POST ``fields`` form-encoded; (HTTP status, the JSON object answered or {})."""
+    # imported here: urllib.request brings http.client, email and ssl, which a run without
+    # OAuth2 (and the pre-flight look of every run) should not pay for
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
     req = urllib.request.Request(
         url,
         data=urllib.parse.urlencode(fields).encode(),

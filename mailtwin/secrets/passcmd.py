@@ -3,9 +3,6 @@ but run without a shell: the value is split into words as a POSIX shell would, n
 
 from __future__ import annotations
 
-import shlex
-import subprocess
-
 from mailtwin.errors import ConfigError
 
 TIMEOUT = 120.0  # a command may wait for a GPG agent or a keyring to be unlocked
@@ -14,6 +11,9 @@ TIMEOUT = 120.0  # a command may wait for a GPG agent or a keyring to be unlocke
 def run(command: str, section: str, option: str = "remotepasscmd") -> str:
     """The first line of the command's standard output, without its line end. A failure is
     one line naming the option; the command's output is never shown (it may hold the secret)."""
+    import shlex
+    import subprocess
+
     try:
         argv = shlex.split(command)
     except ValueError as e:

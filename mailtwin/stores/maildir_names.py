@@ -8,7 +8,6 @@ keep it when they change flags or move the file from new/ to cur/. OfflineIMAP's
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from mailtwin.errors import FolderError, shown
@@ -91,6 +90,8 @@ def change_flags(filename: str, add: Flags, remove: Flags, infosep: str = INFOSE
 def folder_md5(visible_name: str) -> str:
     """OfflineIMAP's FMD5: the md5 of the folder's visible name (after the Maildir side's
     nametrans; '' when that name is the separator itself)."""
+    import hashlib  # here: listing folders (a no-op run) does not need it
+
     return hashlib.md5(visible_name.encode("utf-8", "surrogateescape")).hexdigest()
 
 
