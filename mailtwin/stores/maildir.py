@@ -65,9 +65,13 @@ MAX_PENDING = 256  # messages written and being fsynced before a batch lands
 FSYNC_GROUP = 16  # files one worker-thread job fsyncs: fewer thread hand-offs, less system time
 WRITE_BUFFER = 256 * 1024  # a message up to this size is written with one os.write
 RESOLVE_ROUNDS = 3  # rescans allowed for files a mail client keeps renaming under us
-# a directory mtime this close to the moment it is read is no stamp: on a file system with
-# coarse timestamps (1 s; FAT's 2 s) a change a moment later may leave the same mtime
+# a directory mtime this close to the moment it is read is no stamp: a change a moment later
+# may leave the same mtime. How close depends on the file system's timestamps: 2 s where they
+# may be whole seconds (FAT's are 2 s), else 0.1 s (well above the kernel clock tick that
+# ext4, XFS, btrfs and tmpfs timestamps come from). A mtime with no fraction of a second is
+# taken as a sign of the coarse kind.
 STAMP_MARGIN_NS = 2_000_000_000
+FINE_STAMP_MARGIN_NS = 100_000_000
 
 CAPS = StoreCaps(flags=SYSTEM_FLAGS, knows_new_ids=True)
 _MAILDIR = frozenset(MAILDIR_SUBDIRS)
@@ -309,7 +313,9 @@ class MaildirStore:
         except (FolderError, OSError):
             return None  # opening it names the problem
         now = time.time_ns()
-        if any(abs(now - m) < STAMP_MARGIN_NS for m in mtimes):
+        coarse = any(m % 1_000_000_000 == 0 for m in mtimes)
+        margin = STAMP_MARGIN_NS if coarse else FINE_STAMP_MARGIN_NS
+        if any(abs(now - m) < margin for m in mtimes):
             return None
         return FolderStamp("maildir", tuple(mtimes))
 

@@ -97,12 +97,10 @@ def settle(acct: AccountConfig, general: GeneralConfig, emit: ev.Emit) -> int | 
 
 def _idle(acct: AccountConfig, general: GeneralConfig, db: StatusDB) -> bool:
     repos = {Side.A: acct.local, Side.B: acct.remote}
-    looks: dict[Side, Look] = {}
-    for s in Side:
-        got = _look(repos[s], general)
-        if got is None:
-            return False
-        looks[s] = got
+    got = _both(lambda: _look(repos[Side.A], general), lambda: _look(repos[Side.B], general))
+    if got[0] is None or got[1] is None:
+        return False
+    looks = {Side.A: got[0], Side.B: got[1]}
     seps = {
         s: repos[s].sep
         if repos[s].type == "Maildir"
@@ -118,6 +116,33 @@ def _idle(acct: AccountConfig, general: GeneralConfig, db: StatusDB) -> bool:
         known=known,
     )
     return all(_pair_idle(p, db, repos, {s: looks[s][1] for s in Side}) for p in pairs)
+
+
+def _both(
+    first: Callable[[], Look | None], second: Callable[[], Look | None]
+) -> tuple[Look | None, Look | None]:
+    """Both looks, the second in a thread: two servers' round trips overlap (IMAP ↔ IMAP).
+    An exception of either (a refused login) is raised here."""
+    import threading
+
+    out: list[Look | None] = [None]
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out[0] = second()
+        except BaseException as e:  # handed to the caller
+            error.append(e)
+
+    t = threading.Thread(target=run, name="preflight", daemon=True)
+    t.start()
+    try:
+        a = first()
+    finally:
+        t.join()
+    if error:
+        raise error[0]
+    return a, out[0]
 
 
 def _pair_idle(

@@ -90,6 +90,20 @@ def test_maildir_stamp_not_trusted_when_fresh(tmp_path: Path) -> None:
     assert asyncio.run(store.stamps(["F"]))["F"] is None  # changed, and just now
 
 
+def test_maildir_stamp_margin_follows_the_timestamp_granularity(tmp_path: Path) -> None:
+    store = MaildirStore(tmp_path, sep=".")
+    asyncio.run(store.create_folder("F"))
+    fine = time.time_ns() - 500_000_000 + 1234  # half a second ago, with a fraction
+    for sub in ("new", "cur"):
+        os.utime(tmp_path / "F" / sub, ns=(fine, fine))
+    assert store.stamp("F") == FolderStamp("maildir", (fine, fine))
+    # whole seconds: perhaps a file system that keeps no more; half a second is too recent
+    coarse = (time.time_ns() // 1_000_000_000) * 1_000_000_000
+    for sub in ("new", "cur"):
+        os.utime(tmp_path / "F" / sub, ns=(coarse, coarse))
+    assert store.stamp("F") is None
+
+
 def test_schema_2_migrates_and_a_sync_point_clears_stamps(tmp_path: Path) -> None:
     path = tmp_path / "mailtwin.db"
     con = sqlite3.connect(path, isolation_level=None)
