@@ -18,7 +18,7 @@ from mailtwin.sync.folder import CarryOver, Safety, sync_folder
 from mailtwin.sync.folders import FolderPair, check_name, pair_folders, repo_view
 from mailtwin.sync.options import RunOptions
 from mailtwin.sync.plan import Copy, Delete, Plan, SetFlags, SyncOptions
-from mailtwin.sync.stamps import unchanged
+from mailtwin.sync.stamps import pair_unchanged
 from mailtwin.ui import events as ev
 
 LABEL_MAX = 120  # a folder's name in messages: a server may send one of any length
@@ -273,7 +273,7 @@ class AccountSync:
                 await stores[s].create_folder(pair.name(s))  # refuses a name it cannot take
                 crashpoint.step(f"folder created on {s.value}")
             self.emit(ev.FolderCreated(name, s, label, self.opts.dry_run))
-        if not missing and fstate is not None and self._unchanged(fstate, now, db):
+        if not missing and fstate is not None and pair_unchanged(fstate, now, db):
             zero = {s: 0 for s in Side}
             done = ev.FolderPlanned if self.opts.dry_run else ev.FolderDone
             self.emit(done(name, label, zero, zero, zero))
@@ -303,12 +303,6 @@ class AccountSync:
             with db.transaction():
                 db.set_stamps(fstate, now)
         return not r.failures
-
-    @staticmethod
-    def _unchanged(fstate: FolderState, now: dict[Side, FolderStamp | None], db: StatusDB) -> bool:
-        """Neither side changed since the last sync that finished; nothing left half done."""
-        recorded = {s: fstate.stamp(s) for s in Side}
-        return unchanged(recorded, now) and not db.pending(fstate)
 
     async def _open(self, pair: FolderPair, stores: dict[Side, Store]) -> dict[Side, Folder]:
         opened = await asyncio.gather(

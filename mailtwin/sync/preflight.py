@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from mailtwin.config.model import AccountConfig, Config, GeneralConfig, RepositoryConfig
 from mailtwin.model import FolderInfo, FolderStamp, Side
 from mailtwin.state.lock import AccountLock
-from mailtwin.state.status import FolderState, StatusDB
+from mailtwin.state.status import StatusDB
 from mailtwin.sync.folders import FolderPair, pair_folders, repo_view
 from mailtwin.sync.options import RunOptions
-from mailtwin.sync.stamps import unchanged
+from mailtwin.sync.stamps import pair_unchanged
 from mailtwin.ui import events as ev
 from mailtwin.ui.text import make_ui
 
@@ -166,12 +166,7 @@ def _pair_idle(
     if fstate is None:
         return False
     now = {s: stamps[s].get(pair.name(s)) for s in Side}
-    return _unchanged(fstate, now, db)
-
-
-def _unchanged(fstate: FolderState, now: Mapping[Side, FolderStamp | None], db: StatusDB) -> bool:
-    recorded = {s: fstate.stamp(s) for s in Side}
-    return unchanged(recorded, now) and not db.pending(fstate)
+    return pair_unchanged(fstate, now, db)
 
 
 def _look(repo: RepositoryConfig, general: GeneralConfig) -> Look | None:

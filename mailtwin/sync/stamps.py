@@ -9,8 +9,12 @@ more full sync, and from then on an unchanged folder costs nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from mailtwin.model import FolderStamp, Side
+
+if TYPE_CHECKING:
+    from mailtwin.state.status import FolderState, StatusDB
 
 
 def unchanged(
@@ -22,3 +26,12 @@ def unchanged(
         if was is None or cur is None or not cur.complete or was != cur:
             return False
     return True
+
+
+def pair_unchanged(
+    fstate: FolderState, now: Mapping[Side, FolderStamp | None], db: StatusDB
+) -> bool:
+    """A folder pair neither side changed since its last sync that finished, with nothing
+    left half done: the engine skips it, and the pre-flight check settles it."""
+    recorded = {s: fstate.stamp(s) for s in Side}
+    return unchanged(recorded, now) and not db.pending(fstate)

@@ -195,6 +195,16 @@ def quote(folder: str) -> str:
     return '"' + enc.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def server_file(env: Env, folder_dir: str, n: int | str) -> Path:
+    """The file of message ``n`` (``msg(n)``) in the server's own Maildir."""
+    base = env.user.maildir / folder_dir
+    for sub in ("cur", "new"):
+        for f in (base / sub).iterdir():
+            if f"<m{n}@example.org>".encode() in f.read_bytes():
+                return f
+    raise AssertionError(f"message {n} not found under {base}")
+
+
 def age(env: Env) -> None:
     """Make every new/ and cur/ changed in the last 5 s look changed 100 s earlier: a Maildir
     stamp younger than 2 s is not trusted, and tests should not sleep."""

@@ -15,14 +15,14 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mailtwin.model import MessageId, Since, Snapshot
 from mailtwin.stores.imap.store import ImapSettings, ImapStore
+from tests.contract.test_imap_store import settings
 from tests.dovecot import Dovecot, User
-from tests.integration.helpers import Env, age, lf, msg, quote
+from tests.integration.helpers import Env, age, lf, msg, quote, server_file
 
 FULL_FETCH = re.compile(r"C: \S+ UID FETCH 1:\* \(UID FLAGS\)$", re.M)
 CHANGED_FETCH = re.compile(
@@ -139,16 +139,6 @@ def test_a_failed_copy_is_listed_in_full_next_time(env: Env) -> None:
     assert not FULL_FETCH.findall(out)
 
 
-def server_file(env: Env, folder_dir: str, n: str) -> Path:
-    """The file of message ``n`` in the server's own Maildir."""
-    base = env.user.maildir / folder_dir
-    for sub in ("cur", "new"):
-        for f in (base / sub).iterdir():
-            if f"<m{n}@example.org>".encode() in f.read_bytes():
-                return f
-    raise AssertionError(f"message {n} not found under {base}")
-
-
 def test_renumbered_folder_is_listed_in_full_and_rematched(env: Env) -> None:
     fill(env, "Renum", 5)
     env.run()
@@ -187,21 +177,6 @@ def test_server_restored_with_lower_modseq_is_listed_in_full(env: Env) -> None:
 
 
 # ---- the store alone: a derived snapshot equals a full listing ----------------------------------
-
-
-def settings(dovecot: Dovecot, user: User, **kw: Any) -> ImapSettings:
-    return ImapSettings(
-        host="127.0.0.1",
-        port=dovecot.port,
-        user=user.name,
-        password=user.password,
-        ssl=False,
-        starttls=False,
-        timeout=10,
-        readonly=False,
-        expunge=True,
-        **kw,
-    )
 
 
 def flags_of(snap: Snapshot) -> dict[MessageId, frozenset[str]]:

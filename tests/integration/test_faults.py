@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.dovecot import Dovecot, User
-from tests.integration.helpers import Env, lf, msg
+from tests.integration.helpers import Env, lf, msg, server_file
 from tests.proxy import Proxy
 
 TIMEOUT = 2  # socktimeout, seconds
@@ -394,16 +394,6 @@ def test_message_refused_by_server_fails_alone(env: Env, dovecot: Dovecot) -> No
         assert len(problems) == 1, p.stderr
         assert len(server_ids(env)) == 20 and set(server_ids(env).values()) == {1}
     assert len(env.local("INBOX")) == 21
-
-
-def server_file(env: Env, folder_dir: str, n: int) -> Path:
-    """The file of message ``n`` in the server's own Maildir."""
-    base = env.user.maildir / folder_dir
-    for sub in ("cur", "new"):
-        for f in (base / sub).iterdir():
-            if f"<m{n}@example.org>".encode() in f.read_bytes():
-                return f
-    raise AssertionError(f"message {n} not found under {base}")
 
 
 def server_count(env: Env, folder: str = "INBOX") -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.dovecot import Dovecot, User
 from tests.integration.helpers import Env, lf, msg, server_writes
 from tests.proxy import Proxy
@@ -19,12 +21,18 @@ def fill(env: Env) -> None:
             env.append(f, msg(f"{f}-{n}"), flags=flags, create=f != "INBOX" and n == 0)
 
 
+@pytest.fixture
+def env(dovecot: Dovecot, imap_user: User, tmp_path: Path, proxy: Proxy) -> Env:
+    """Six folders of five messages, reached through the proxy, with maxconnections = 3."""
+    e = Env(dovecot, imap_user, tmp_path)
+    e.write_config(port=proxy.port, remote="maxconnections = 3")
+    fill(e)
+    return e
+
+
 def test_folders_sync_side_by_side_to_the_same_result(
-    dovecot: Dovecot, imap_user: User, tmp_path: Path, proxy: Proxy
+    env: Env, dovecot: Dovecot, proxy: Proxy
 ) -> None:
-    env = Env(dovecot, imap_user, tmp_path)
-    env.write_config(port=proxy.port, remote="maxconnections = 3")
-    fill(env)
     env.run()
     assert 1 < proxy.connections <= 3  # folders at once, never more than maxconnections
     for f in FOLDERS:
@@ -47,12 +55,7 @@ def test_folders_sync_side_by_side_to_the_same_result(
     assert not server_writes(dovecot.command_counts())
 
 
-def test_single_connection_flag(
-    dovecot: Dovecot, imap_user: User, tmp_path: Path, proxy: Proxy
-) -> None:
-    env = Env(dovecot, imap_user, tmp_path)
-    env.write_config(port=proxy.port, remote="maxconnections = 3")
-    fill(env)
+def test_single_connection_flag(env: Env, proxy: Proxy) -> None:
     env.run("-1")
     assert proxy.connections == 1
     assert all(len(env.local(f.replace("/", "."))) == 5 for f in FOLDERS)

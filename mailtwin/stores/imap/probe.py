@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mailtwin.errors import AuthError, MailtwinError, cut
@@ -22,8 +22,10 @@ from mailtwin.model import FolderInfo, FolderStamp
 from mailtwin.stores.imap import sasl, wire
 from mailtwin.stores.imap.wire import Continuation, Tagged, Untagged
 
+# a folder's stamp: any append, expunge or flag change moves one of these (with CONDSTORE);
+# the engine's store lists and stamps folders with these too
 STAMP_ITEMS = ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "HIGHESTMODSEQ")
-_STAMP_ARG = b"(" + " ".join(STAMP_ITEMS).encode() + b")"
+STAMP_ARG = b"(" + " ".join(STAMP_ITEMS).encode() + b")"
 _READ = 64 * 1024
 
 # a name as the fast paths accept it: an atom or a quoted string with \\ and \" escapes
@@ -65,7 +67,7 @@ def folder_name(name: str) -> str:
     return "INBOX" if name.upper() == "INBOX" else name
 
 
-def stamp(items: dict[str, int]) -> FolderStamp:
+def stamp(items: Mapping[str, int]) -> FolderStamp:
     values = [items.get(k) for k in STAMP_ITEMS]
     if values[-1] == 0:  # HIGHESTMODSEQ 0: the folder keeps no mod-sequences
         values[-1] = None
@@ -263,7 +265,7 @@ def _look(login: Login) -> Listing:
                     raise GiveUp("a STATUS line")
                 stamps[folder_name(st[0])] = stamp(st[1])
 
-        cmd = b'LIST "" "*" RETURN (STATUS ' + _STAMP_ARG + b")"
+        cmd = b'LIST "" "*" RETURN (STATUS ' + STAMP_ARG + b")"
         if s.until(s.send(cmd), on).status != "OK":
             raise GiveUp("LIST-STATUS failed")
         s.send(b"LOGOUT")  # not waited for: nothing depends on its answer

@@ -36,6 +36,7 @@ from mailtwin.stores.imap import parse, wire
 from mailtwin.stores.imap.changes import Changes
 from mailtwin.stores.imap.changes import commands as changes_commands
 from mailtwin.stores.imap.parse import SelectInfo
+from mailtwin.stores.imap.probe import STAMP_ARG, folder_name, stamp
 from mailtwin.stores.imap.sasl import Secrets
 from mailtwin.stores.imap.tls import TlsPolicy
 from mailtwin.stores.imap.transport import Connection, Done
@@ -56,9 +57,6 @@ KEY_BATCH = 2000  # messages per UID FETCH of headers for content keys
 SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk; smaller ones stay bytes
 APPEND_BATCH_BYTES = 8 * 1024 * 1024  # uploads sent as one batch (one MULTIAPPEND)
 APPEND_BATCH_COUNT = 1000
-# a folder's stamp: any append, expunge or flag change moves one of these (with CONDSTORE)
-STAMP_ITEMS = ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "HIGHESTMODSEQ")
-_STAMP_ARG = b"(" + " ".join(STAMP_ITEMS).encode() + b")"
 _FLAG = re.compile(r"\\?[^\x00-\x20(){%*\"\\\]\x7f-\U0010ffff]+\Z")
 
 
@@ -257,12 +255,12 @@ class ImapStore:
                 entries.append(parse.list_entry(ev))
             elif word == b"STATUS ":
                 name, items = parse.status_items(ev)
-                listed[_folder_name(name)] = _stamp(items)
+                listed[folder_name(name)] = stamp(items)
 
         async with self._pool.lease() as s:
             cmd: list[Arg] = [b"LIST", b'""', b"*"]
             if {"LIST-STATUS", "CONDSTORE"} <= s.conn.caps:
-                done = await s.conn.run([*cmd, b"RETURN", b"(STATUS " + _STAMP_ARG + b")"], on)
+                done = await s.conn.run([*cmd, b"RETURN", b"(STATUS " + STAMP_ARG + b")"], on)
                 if not done.ok:  # a server that offers it but fails at it: list plainly
                     entries.clear()
                     listed.clear()
@@ -275,7 +273,7 @@ class ImapStore:
         out = []
         for e in entries:
             selectable = not e.attributes & {"\\noselect", "\\nonexistent"}
-            out.append(FolderInfo(_folder_name(e.name), e.sep, selectable))
+            out.append(FolderInfo(folder_name(e.name), e.sep, selectable))
         return out
 
     async def stamps(self, names: Sequence[str]) -> dict[str, FolderStamp | None]:
@@ -292,11 +290,11 @@ class ImapStore:
         async def on(ev: Event) -> None:
             if isinstance(ev, Untagged) and ev.parts[0][2:9].upper() == b"STATUS ":
                 name, items = parse.status_items(ev)
-                found[_folder_name(name)] = _stamp(items)
+                found[folder_name(name)] = stamp(items)
 
         async with self._pool.lease() as s:
             # a folder whose STATUS fails keeps no stamp, and is synced in full
-            await s.conn.run_all([[b"STATUS", wire.astring(n), _STAMP_ARG] for n in rest], on)
+            await s.conn.run_all([[b"STATUS", wire.astring(n), STAMP_ARG] for n in rest], on)
         for n in rest:
             out[n] = found.get(n)
         return out
@@ -768,18 +766,6 @@ class ImapFolder:
         pass
 
 
-def _folder_name(name: str) -> str:
-    """A folder name as the server sent it; INBOX in any case is INBOX."""
-    return "INBOX" if name.upper() == "INBOX" else name
-
-
-def _stamp(items: Mapping[str, int]) -> FolderStamp:
-    values = [items.get(k) for k in STAMP_ITEMS]
-    if values[-1] == 0:  # HIGHESTMODSEQ 0: the folder keeps no mod-sequences
-        values[-1] = None
-    return FolderStamp("imap", tuple(values))
-
-
 def _context(name: str) -> str:
     """What a connection is used for, for error messages."""
     return f"folder {parse.human_name(name)!r}"
@@ -793,11 +779,6 @@ def _uid(i: MessageId) -> int:
 
 def _uids(ids: Sequence[MessageId]) -> list[int]:
     return [_uid(i) for i in ids]
-
-
-def _atoms_of(flag_list: bytes) -> list[str]:
-    """The flags of a flag list made by _flag_list."""
-    return flag_list[1:-1].decode("utf-8", "surrogateescape").split()
 
 
 def _keywords(flags: Flags) -> Flags:
@@ -824,7 +805,11 @@ class _Message:
     message_id: str | None
     flags: bytes
     date: bytes | None
-    keywords: Flags  # those in ``flags``
+    kept: Flags  # what ``flags`` holds
+
+    @property
+    def keywords(self) -> Flags:
+        return _keywords(self.kept)
 
     def args(self, flags: bytes | None = None) -> list[Arg]:
         if not isinstance(self.spool, bytes):
@@ -900,7 +885,7 @@ class _Receiver:
         return _Upload(self)
 
     def _flags(self, source_id: MessageId) -> tuple[bytes, Flags]:
-        """The APPEND flag list for a message, and the keywords in it."""
+        """The APPEND flag list for a message, and the flags in it."""
         info = self._meta.get(source_id)
         flags = info.flags if info else frozenset()
         # a folder's thousands of messages share a handful of flag sets: each is worked out once
@@ -909,7 +894,7 @@ class _Receiver:
             atoms = self._folder._atoms(flags)
             anykw = "\\*" in self._allowed
             kept = frozenset(f for f in atoms if f.startswith("\\") or anykw or f in self._allowed)
-            out = self._flag_lists[flags] = (_flag_list(kept), _keywords(kept))
+            out = self._flag_lists[flags] = (_flag_list(kept), kept)
         return out
 
     async def _add(
@@ -922,8 +907,8 @@ class _Receiver:
     ) -> None:
         mid = None if key.startswith("#") else key.rsplit(" ", 1)[0]
         when = parse.internaldate(date) if date is not None else None
-        flags, keywords = self._flags(source_id)
-        self._batch.append(_Message(source_id, spool, size, key, mid, flags, when, keywords))
+        flags, kept = self._flags(source_id)
+        self._batch.append(_Message(source_id, spool, size, key, mid, flags, when, kept))
         self._batch_bytes += size
         if self._batch_bytes >= APPEND_BATCH_BYTES or len(self._batch) >= APPEND_BATCH_COUNT:
             await self._flush()
@@ -966,7 +951,7 @@ class _Receiver:
         name = wire.astring(self._folder.name)
         plain: list[list[Arg]] = []
         for m in msgs:
-            system = _flag_list(frozenset(f for f in _atoms_of(m.flags) if f.startswith("\\")))
+            system = _flag_list(m.kept - m.keywords)
             plain.append([b"APPEND", name, *m.args(system)])
         dones = await self._run_all(plain)
         tries: list[list[Arg]] = []
