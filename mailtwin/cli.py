@@ -2,18 +2,19 @@
 turns an error into a message and an exit code.
 
 Exit codes: 0 all synced, 1 some folder or account failed, 2 usage or config error, 3 another
-instance holds an account's lock, 130 interrupted. Start-up speed matters, so everything but
-argparse is imported when needed.
+instance holds an account's lock, 130 interrupted. Start-up speed matters, so everything is
+imported when needed (argparse too: ``--version`` goes without it).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
+    import argparse
+
     from mailtwin.config import Config
     from mailtwin.errors import MailtwinError
     from mailtwin.sync.options import RunOptions
@@ -38,21 +39,34 @@ class _Exit(Exception):
         self.status = status
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        from mailtwin.errors import UsageError
+_parser_class: type[argparse.ArgumentParser] | None = None
 
-        raise UsageError(message, hint=f"see '{self.prog} --help'")
 
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise _Exit(status)
+def parser_class() -> type[argparse.ArgumentParser]:
+    """mailtwin's ArgumentParser: errors become UsageError, exits _Exit. Made on first use, so
+    that --version does not import argparse."""
+    global _parser_class
+    if _parser_class is None:
+        import argparse
+
+        class _Parser(argparse.ArgumentParser):
+            def error(self, message: str) -> NoReturn:
+                from mailtwin.errors import UsageError
+
+                raise UsageError(message, hint=f"see '{self.prog} --help'")
+
+            def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+                if message:
+                    sys.stderr.write(message)
+                raise _Exit(status)
+
+        _parser_class = _Parser
+    return _parser_class
 
 
 def build_parser() -> argparse.ArgumentParser:
     """OfflineIMAP 8's flags (init.py), same names, same meaning."""
-    p = _Parser(
+    p = parser_class()(
         prog=PROG,
         description="Two-way sync of IMAP folders with Maildirs or other IMAP servers; "
         "reads OfflineIMAP's config and takes its flags.",
@@ -149,9 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--version"], ["-V"]):  # what argparse would make of it, without building it
+        _print_version(full=args == ["-V"])
+        return 0
     from mailtwin.errors import MailtwinError
 
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] == "demo":
             return _demo(args[1:])

@@ -47,6 +47,12 @@ class KeyBuilder:
         """Take the next chunk of the message for its header (the size is counted elsewhere)."""
         if self.header_done:
             return
+        if not self._header:  # the usual case, the whole header in the first chunk: copy just it
+            end = _header_end(chunk)
+            if end is not None:
+                self._header += memoryview(chunk)[:end]
+                self.header_done = True
+                return
         start = max(0, len(self._header) - 3)  # a blank line may straddle the chunks
         self._header += chunk
         end = _header_end(self._header, start)
@@ -83,7 +89,7 @@ def message_id(header: bytes) -> str | None:
     return None
 
 
-def _header_end(buf: bytearray, start: int = 0) -> int | None:
+def _header_end(buf: bytes | bytearray, start: int = 0) -> int | None:
     """Index just after the blank line ending the header, or None if not seen yet; ``start``:
     no blank line begins before it."""
     best: int | None = None
@@ -106,9 +112,16 @@ def to_crlf(data: bytes) -> bytes:
 
 
 # a CR not followed by LF; every other CR is half a CRLF, and deleting all CRs is then the
-# CRLF → LF conversion: translate() and this search (C speed, with a literal prefix) together
-# cost half of what bytes.replace(b"\r\n", b"\n") does
+# CRLF → LF conversion
 _LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _all_crlf(chunk: bytes, no_cr: bytes) -> bool:
+    """Whether every line end in ``chunk`` is a CRLF (no lone CR, no bare LF), given ``no_cr``,
+    ``chunk`` with its CRs deleted: then putting a CR before each LF gives ``chunk`` again, and
+    only then. Two replaces (memchr speed) and a memcmp: less than half of what counting the
+    CRLFs costs, and what every chunk from an IMAP server takes."""
+    return no_cr.replace(b"\n", b"\r\n") == chunk
 
 
 class CrlfToLf:
@@ -130,9 +143,14 @@ class CrlfToLf:
         if chunk[-1:] == b"\r":
             self._pending_cr = True
             chunk = chunk[:-1]
-        if _LONE_CR.search(chunk) is None:
-            out = chunk.translate(None, b"\r")
-        else:
+        out = chunk.replace(b"\r", b"")
+        if len(out) == len(chunk):  # no CR at all (LF line ends): as it is
+            self.crlf_size += len(out) + out.count(b"\n")
+            return out
+        if _all_crlf(chunk, out):  # the usual case (from IMAP): the CRLF size is the input's
+            self.crlf_size += len(chunk)
+            return out
+        if _LONE_CR.search(chunk) is not None:  # a lone CR stays
             out = chunk.replace(b"\r\n", b"\n")
         self.crlf_size += len(out) + out.count(b"\n")
         return out
@@ -159,8 +177,10 @@ class LfToCrlf:
         last_cr, self._last_cr = self._last_cr, chunk[-1:] == b"\r"
         if b"\r" not in chunk:  # LF only (from a Maildir): one C-speed pass
             out = chunk.replace(b"\n", b"\r\n")
-        elif chunk.count(b"\n") == chunk.count(b"\r\n"):  # CRLF already (from IMAP): as is
-            return chunk
+        elif _all_crlf(chunk, chunk.replace(b"\r", b"")) or (
+            chunk.count(b"\n") == chunk.count(b"\r\n")  # CRLF, and lone CRs
+        ):
+            return chunk  # CRLF already (from IMAP): as is
         else:
             out = chunk.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         if last_cr and chunk[0:1] == b"\n":

@@ -12,7 +12,6 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
@@ -37,6 +36,7 @@ from mailtwin.config.pyeval import (
     name_trans,
 )
 from mailtwin.errors import ConfigError
+from mailtwin.model import replace
 from mailtwin.secrets.files import warn_if_loose, warn_if_writable
 
 Warn = Callable[[str], None]
@@ -49,6 +49,9 @@ _PLACES: dict[Kind, str] = {
     "repository:Maildir": "[Repository ...] of type Maildir",
     "repository:IMAP": "[Repository ...] of type IMAP",
 }
+# connections per IMAP repository when maxconnections is unset: folders overlap their round
+# trips, well under common per-user limits (Dovecot 10, Gmail 15); a refusal shrinks the pool
+MAXCONNECTIONS = 3
 # the repository types OfflineIMAP allows on each side (Gmail ones are then refused as unsupported)
 _SIDES = {"local": ("Maildir", "IMAP", "GmailMaildir"), "remote": ("IMAP", "Gmail")}
 _UNSUPPORTED_HINT = (
@@ -109,12 +112,11 @@ def only_folders(config: Config, folders: Sequence[str]) -> Config:
     return replace(config, accounts=MappingProxyType(accounts))
 
 
-@dataclass(frozen=True)
 class _Unsupported:
-    section: str
-    option: str
-    message: str
-    hint: str
+    __slots__ = ("hint", "message", "option", "section")
+
+    def __init__(self, section: str, option: str, message: str, hint: str) -> None:
+        self.section, self.option, self.message, self.hint = section, option, message, hint
 
 
 class _Loader:
@@ -356,7 +358,9 @@ class _Loader:
             nametrans=name_trans(env, section, r.text("nametrans")),
             folderincludes=folder_includes(env, section, r.text("folderincludes")),
             expunge=r.boolean("expunge") if imap else True,
-            maxconnections=(r.integer("maxconnections", minimum=1) or 1) if imap else 1,
+            maxconnections=(r.integer("maxconnections", minimum=1) or MAXCONNECTIONS)
+            if imap
+            else 1,
             sslcacertfile=cafile,
             cert_fingerprint=tlsopts.fingerprints(r.text("cert_fingerprint"), section)
             if imap

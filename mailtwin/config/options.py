@@ -7,10 +7,10 @@ Facts come from OfflineIMAP's sample config (offlineimap.conf) and the code that
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
+
+from mailtwin.model import Frozen, _set
 
 Status = Literal["supported", "unsupported", "ignored"]
 """supported: read and honoured. unsupported: mailtwin would sync differently, so setting it
@@ -36,18 +36,54 @@ BOOLEANS: Mapping[str, bool] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
+class Option(Frozen):
+    __match_args__ = (
+        "name",
+        "section",
+        "type",
+        "default",
+        "status",
+        "doc",
+        "harmless",
+        "warn",
+        "required",
+        "secret",
+    )
+    __slots__ = __match_args__
     name: str  # as OfflineIMAP spells it; "customflag_[a-z]" stands for 26 names
     section: Kind
     type: str  # bool, int, float, str, path, list, python, password
     default: str | None  # as a config file would write it; None: unset
     status: Status
     doc: str  # one line; for unsupported/ignored options, says why
-    harmless: tuple[str, ...] = ()  # unsupported: values that ask for what mailtwin does anyway
-    warn: bool = False  # ignored: say so once when it is set
-    required: bool = False
-    secret: bool = False  # never show its value
+    harmless: tuple[str, ...]  # unsupported: values that ask for what mailtwin does anyway
+    warn: bool  # ignored: say so once when it is set
+    required: bool
+    secret: bool  # never show its value
+
+    def __init__(
+        self,
+        name: str,
+        section: Kind,
+        type: str,
+        default: str | None,
+        status: Status,
+        doc: str,
+        harmless: tuple[str, ...] = (),
+        warn: bool = False,
+        required: bool = False,
+        secret: bool = False,
+    ) -> None:
+        _set(self, "name", name)
+        _set(self, "section", section)
+        _set(self, "type", type)
+        _set(self, "default", default)
+        _set(self, "status", status)
+        _set(self, "doc", doc)
+        _set(self, "harmless", harmless)
+        _set(self, "warn", warn)
+        _set(self, "required", required)
+        _set(self, "secret", secret)
 
     def is_harmless(self, value: str) -> bool:
         """True if ``value`` asks for what mailtwin does anyway (e.g. ``utf8foldernames = no``)."""
@@ -224,9 +260,10 @@ OPTIONS: tuple[Option, ...] = (
        "plain text, with a warning unless the host is this machine."),
     _s("expunge", "repository:IMAP", "bool", "yes",
        "Remove deleted messages for good (no: only mark them \\Deleted)."),
-    _s("maxconnections", "repository:IMAP", "int", "1",
+    _s("maxconnections", "repository:IMAP", "int", "3",
        "Connections used at the same time: up to this many folder pairs sync side by side "
-       "(the smaller value of two IMAP sides); -1 on the command line forces one."),
+       "(the smaller value of two IMAP sides); fewer when the server refuses one; -1 on the "
+       "command line forces one. OfflineIMAP's default is 1."),
     _i("sep", "repository:IMAP", "str", None,
        "The server's separator is used; OfflineIMAP ignores it here too."),
     _u("remotehosteval", "repository:IMAP", "python", None, _EVAL),
@@ -327,7 +364,6 @@ OPTIONS: tuple[Option, ...] = (
 )
 # fmt: on
 
-_PATTERN = re.compile(r"customflag_[a-z]")
 _BY_KEY: dict[tuple[Kind, str], Option] = {(o.section, o.name): o for o in OPTIONS}
 _NAMES: dict[str, list[Option]] = {}
 for _o in OPTIONS:
@@ -335,7 +371,10 @@ for _o in OPTIONS:
 
 
 def _key(name: str) -> str:
-    return "customflag_[a-z]" if _PATTERN.fullmatch(name) else name
+    # customflag_[a-z], without compiling a regex at start-up
+    if len(name) == 12 and name.startswith("customflag_") and "a" <= name[11] <= "z":
+        return "customflag_[a-z]"
+    return name
 
 
 def lookup(kinds: tuple[Kind, ...], name: str) -> Option | None:

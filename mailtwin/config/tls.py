@@ -24,18 +24,21 @@ TLS_LEVELS = ("tls_secure", "tls_no_ssl", "tls_compat")
 # what Python's default context allows since 3.10; only tls_level = tls_compat goes lower
 PYTHON_LOWEST = "TLSv1_2"
 _ORDER = ("TLSv1", "TLSv1_1", "TLSv1_2", "TLSv1_3")
-_HEX = re.compile(r"[0-9a-f]+\Z")
-_IPV4_LOOPBACK = re.compile(r"127(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\Z")
+# patterns for re's cache, compiled on first use: most configs need neither
+_HEX = r"[0-9a-f]+\Z"
+_IPV4_LOOPBACK = r"127(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\Z"
 
 
 def fingerprints(value: str | None, section: str) -> tuple[str, ...]:
     """cert_fingerprint: hex digests separated by commas or blanks; colons and case ignored."""
+    if value is None or not value.strip():
+        return ()
     pins: list[str] = []
-    for word in re.split(r"[\s,]+", value or ""):
+    for word in re.split(r"[\s,]+", value):
         if not word:
             continue
         pin = word.replace(":", "").lower()
-        if not _HEX.match(pin) or len(pin) not in FINGERPRINT_HASHES:
+        if not re.match(_HEX, pin) or len(pin) not in FINGERPRINT_HASHES:
             raise ConfigError(
                 f"{word!r} is not a certificate fingerprint (SHA-1, SHA-224, SHA-256, SHA-384 "
                 f"or SHA-512, in hex)",
@@ -118,8 +121,11 @@ def no_passphrase() -> bytes:
 def is_loopback(host: str) -> bool:
     """localhost (RFC 6761: always this machine), 127.0.0.0/8 or ::1."""
     name = host.strip().strip("[]").rstrip(".").lower()
-    if name in ("localhost", "::1") or name.endswith(".localhost") or _IPV4_LOOPBACK.match(name):
-        return True  # the usual cases, without importing ipaddress at start-up
+    # the usual cases, without importing ipaddress at start-up
+    if name in ("localhost", "127.0.0.1", "::1") or name.endswith(".localhost"):
+        return True
+    if name.startswith("127.") and re.match(_IPV4_LOOPBACK, name):
+        return True
     import ipaddress
 
     try:

@@ -11,9 +11,9 @@ from mailtwin.errors import ConfigError, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
-    from mailtwin.cli import _Parser
+    from mailtwin.cli import parser_class
 
-    p = _Parser(
+    p = parser_class()(
         prog="mailtwin auth",
         description="Get an OAuth2 refresh token for ACCOUNT's remote repository (device "
         "flow: approve in any browser) and write it to a file readable by you only.",

@@ -11,13 +11,19 @@ oauth2_refresh_token_keyring = yes).
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailtwin.config.model import AuthConfig, OAuth2Config
 from mailtwin.errors import ConfigError
-from mailtwin.secrets import files, netrc, oskeyring, passcmd
-from mailtwin.secrets.oauth2 import Post, TokenHolder, post_form
 from mailtwin.ui import redact
+
+# each source's module is imported when it is asked: a run with the password in the config
+# (every no-op run too) needs none of them
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mailtwin.config.model import AuthConfig, OAuth2Config
+    from mailtwin.secrets import netrc
+    from mailtwin.secrets.oauth2 import Post, TokenHolder
 
 
 def token_service(host: str) -> str:
@@ -45,6 +51,8 @@ def user_name(section: str, host: str, remoteuser: str | None, auth: AuthConfig)
         return _USERS[key]
     if remoteuser is not None:
         return remoteuser
+    from mailtwin.secrets import netrc
+
     try:
         entries = [e for e in _netrc_entries() if e.machine == host]
     except netrc.NetrcError as e:
@@ -55,6 +63,8 @@ def user_name(section: str, host: str, remoteuser: str | None, auth: AuthConfig)
 
 
 def _netrc_entries() -> list[netrc.Entry]:
+    from mailtwin.secrets import netrc
+
     for path in netrc.default_paths():
         try:
             text = path.read_text(encoding="utf-8")
@@ -94,7 +104,7 @@ class RepoSecrets:
         user: str,
         password: str | None,
         auth: AuthConfig,
-        post: Post = post_form,
+        post: Post | None = None,  # None: oauth2.post_form
     ) -> None:
         self.section, self.host, self.user = section, host, user
         self.given = password  # remotepass, else remotepassfile's first line (read at load)
@@ -104,8 +114,10 @@ class RepoSecrets:
         oauth = auth.oauth2
         self.tokens: TokenHolder | None = None
         if oauth is not None and oauth.has_token:
+            from mailtwin.secrets.oauth2 import TokenHolder, post_form
+
             self.tokens = TokenHolder(
-                oauth, f"[{section}]", lambda: self._refresh_token(oauth), post=post
+                oauth, f"[{section}]", lambda: self._refresh_token(oauth), post=post or post_form
             )
 
     @property
@@ -139,6 +151,8 @@ class RepoSecrets:
             return auth.passeval()
         if self.given is not None:
             return self.given
+        from mailtwin.secrets import netrc, oskeyring, passcmd
+
         if auth.passcmd is not None:
             return passcmd.run(auth.passcmd, section)
         try:
@@ -153,6 +167,8 @@ class RepoSecrets:
         raise ConfigError("no password found", section, "remotepass", hint=NO_PASSWORD_HINT)
 
     def _refresh_token(self, oauth: OAuth2Config) -> str | None:
+        from mailtwin.secrets import files, oskeyring
+
         if oauth.refresh_token is not None:
             token = oauth.refresh_token()
             redact.register(token)

@@ -95,8 +95,9 @@ def open_or_reset(path: Path, fsync: bool = True) -> tuple[sqlite3.Connection, s
         return open_db(path, fsync), warning
 
 
-def open_db(path: Path, fsync: bool = True) -> sqlite3.Connection:
-    """Open (creating if needed) and bring the schema up to date."""
+def open_db(path: Path, fsync: bool = True, check: bool = True) -> sqlite3.Connection:
+    """Open (creating if needed) and bring the schema up to date. ``check``: look for damage
+    first (its cost grows with the file; a reader that changes nothing may skip it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.stat().st_size == 0:
         # SQLite would take an empty file for a new database: it is a truncated one
@@ -109,10 +110,10 @@ def open_db(path: Path, fsync: bool = True) -> sqlite3.Connection:
         con.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         con.execute("PRAGMA foreign_keys=ON")
         version = int(con.execute("PRAGMA user_version").fetchone()[0])
-        check = con.execute("PRAGMA quick_check(1)").fetchone()[0]
-        if check != "ok":
+        found = con.execute("PRAGMA quick_check(1)").fetchone()[0] if check else "ok"
+        if found != "ok":
             con.close()
-            raise sqlite3.DatabaseError(check)
+            raise sqlite3.DatabaseError(found)
     except sqlite3.DatabaseError as e:
         raise StateError(f"status database {path} cannot be read ({e})") from e
     if version > SCHEMA_VERSION:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
-from typing import IO
 
 from mailtwin.errors import LockedError
 
@@ -20,30 +19,32 @@ class AccountLock:
     def __init__(self, metadata: Path, account: str) -> None:
         self.path = metadata / f"{account}.lock"
         self.account = account
-        self._f: IO[str] | None = None
+        self._fd: int | None = None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a")  # noqa: SIM115 - held until release()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
-            f.close()
+            os.close(fd)
             raise LockedError(
                 f"account {self.account}: another process is syncing it (lock {self.path})",
                 hint="wait for it to finish; mailtwin and OfflineIMAP cannot sync one account "
                 "at the same time",
             ) from e
-        f.truncate(0)
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        self._f = f
+        # our pid, written over the last holder's and cut to length: truncating to zero first
+        # makes ext4 flush the file when it is closed (its replace-by-truncate heuristic)
+        pid = f"{os.getpid()}\n".encode()
+        os.pwrite(fd, pid, 0)
+        os.ftruncate(fd, len(pid))
+        self._fd = fd
 
     def release(self) -> None:
-        if self._f is not None:
-            self._f.close()  # closing drops both locks
-            self._f = None
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops both locks
+            self._fd = None
 
     def __enter__(self) -> AccountLock:
         self.acquire()

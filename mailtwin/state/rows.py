@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from mailtwin.model import NO_FLAGS, ContentKey, Flags, MessageId, Side
 
 
-@dataclass(frozen=True, slots=True)
-class PairRow:
+class PairRow(NamedTuple):
     """One synced message: its id on each side (None: kept alone on the other side), the flags
     last synced, and its content key. ``rowid`` is the database's handle (None: not stored yet).
+
+    A tuple, not a frozen dataclass: every sync reads every row of a folder, and a tuple is
+    built several times faster (immutable and hashable all the same).
     """
 
     a: MessageId | None
@@ -23,7 +25,7 @@ class PairRow:
         return self.a if side is Side.A else self.b
 
     def without(self, side: Side) -> PairRow:
-        return replace(self, a=None) if side is Side.A else replace(self, b=None)
+        return self._replace(a=None) if side is Side.A else self._replace(b=None)
 
     def with_flags(self, flags: Flags) -> PairRow:
-        return replace(self, flags=flags)
+        return self._replace(flags=flags)

@@ -5,33 +5,71 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from mailtwin.model import Flags, FolderStamp, MessageId, Side, Snapshot
+from mailtwin.model import Flags, FolderStamp, Frozen, MessageId, Side, Snapshot, _set
 from mailtwin.state.db import open_db, open_or_reset
 from mailtwin.state.rows import PairRow
 
 
-@dataclass(frozen=True, slots=True)
-class FolderState:
+class FolderState(Frozen):
+    __match_args__ = (
+        "id",
+        "name_a",
+        "name_b",
+        "uidvalidity_a",
+        "uidvalidity_b",
+        "uidnext_a",
+        "uidnext_b",
+        "modseq_a",
+        "modseq_b",
+        "stamp_a",
+        "stamp_b",
+        "covered_a",
+        "covered_b",
+        "unkept_a",
+        "unkept_b",
+    )
+    __slots__ = __match_args__
     id: int
     name_a: str
     name_b: str
-    uidvalidity_a: int | None = None
-    uidvalidity_b: int | None = None
-    uidnext_a: int | None = None
-    uidnext_b: int | None = None
-    modseq_a: int | None = None
-    modseq_b: int | None = None
-    stamp_a: str | None = None  # FolderStamp.text() as of the last sync without failure
-    stamp_b: str | None = None
+    uidvalidity_a: int | None
+    uidvalidity_b: int | None
+    uidnext_a: int | None
+    uidnext_b: int | None
+    modseq_a: int | None
+    modseq_b: int | None
+    stamp_a: str | None  # FolderStamp.text() as of the last sync without failure
+    stamp_b: str | None
     # the pair rows name every message of that side as of the sync point (see db.py, v4)
-    covered_a: bool | None = None
-    covered_b: bool | None = None
+    covered_a: bool | None
+    covered_b: bool | None
     # keywords that side refused to store (db.py, v5)
-    unkept_a: str | None = None
-    unkept_b: str | None = None
+    unkept_a: str | None
+    unkept_b: str | None
+
+    def __init__(
+        self,
+        id: int,
+        name_a: str,
+        name_b: str,
+        uidvalidity_a: int | None = None,
+        uidvalidity_b: int | None = None,
+        uidnext_a: int | None = None,
+        uidnext_b: int | None = None,
+        modseq_a: int | None = None,
+        modseq_b: int | None = None,
+        stamp_a: str | None = None,
+        stamp_b: str | None = None,
+        covered_a: bool | None = None,
+        covered_b: bool | None = None,
+        unkept_a: str | None = None,
+        unkept_b: str | None = None,
+    ) -> None:
+        values = locals()
+        for name in self.__match_args__:
+            _set(self, name, values[name])
 
     def name(self, side: Side) -> str:
         return self.name_a if side is Side.A else self.name_b
@@ -75,8 +113,8 @@ class StatusDB:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path, fsync: bool = True) -> StatusDB:
-        return cls(open_db(path, fsync), path)
+    def open(cls, path: Path, fsync: bool = True, check: bool = True) -> StatusDB:
+        return cls(open_db(path, fsync, check), path)
 
     @classmethod
     def open_or_reset(cls, path: Path, fsync: bool = True) -> tuple[StatusDB, str | None]:
@@ -209,10 +247,19 @@ class StatusDB:
 
     # ---- pairs ---------------------------------------------------------------------------
     def pairs(self, folder: FolderState) -> list[PairRow]:
-        rows = self.con.execute(
+        # a folder's thousands of rows hold a handful of distinct flag sets: parse each once,
+        # and equal sets are then one shared object
+        parsed: dict[str, Flags] = {}
+        out: list[PairRow] = []
+        append = out.append
+        for rid, a, b, f, k in self.con.execute(
             "SELECT id, a, b, flags, key FROM pairs WHERE folder = ?", (folder.id,)
-        ).fetchall()
-        return [PairRow(a, b, flags_parse(f), k, rid) for rid, a, b, f, k in rows]
+        ):
+            flags = parsed.get(f)
+            if flags is None:
+                flags = parsed[f] = flags_parse(f)
+            append(PairRow(a, b, flags, k, rid))
+        return out
 
     def named(self, folder: FolderState, side: Side) -> set[MessageId]:
         """The ids of ``side`` that some pair row names."""

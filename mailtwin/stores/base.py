@@ -8,9 +8,7 @@ converts line ends where its format needs it (CRLF on IMAP, LF in a Maildir) and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mailtwin.model import (
     ContentKey,
@@ -18,27 +16,55 @@ from mailtwin.model import (
     Flags,
     FolderInfo,
     FolderStamp,
+    Frozen,
     MessageId,
     MessageInfo,
     Since,
     Snapshot,
     StoreCaps,
+    _set,
 )
 
+if TYPE_CHECKING:
+    from datetime import datetime
 
-@dataclass(frozen=True, slots=True)
-class FlagChange:
+
+class FlagChange(Frozen):
+    __match_args__ = ("id", "add", "remove")
+    __slots__ = __match_args__
     id: MessageId
     add: Flags
     remove: Flags
 
+    def __init__(self, id: MessageId, add: Flags, remove: Flags) -> None:
+        _set(self, "id", id)
+        _set(self, "add", add)
+        _set(self, "remove", remove)
 
-@dataclass(slots=True)
+
 class ReceiveResult:
     """What a receiver did: source id → where the copy landed; source id → why it failed."""
 
-    delivered: dict[MessageId, Delivered] = field(default_factory=dict)
-    failed: dict[MessageId, str] = field(default_factory=dict)
+    __slots__ = ("delivered", "failed")
+
+    def __init__(
+        self,
+        delivered: dict[MessageId, Delivered] | None = None,
+        failed: dict[MessageId, str] | None = None,
+    ) -> None:
+        self.delivered: dict[MessageId, Delivered] = {} if delivered is None else delivered
+        self.failed: dict[MessageId, str] = {} if failed is None else failed
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ReceiveResult)
+        return (self.delivered, self.failed) == (other.delivered, other.failed)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        return f"ReceiveResult(delivered={self.delivered!r}, failed={self.failed!r})"
 
 
 class BodyWriter(Protocol):

@@ -64,6 +64,7 @@ TMP_MAX_AGE = 36 * 3600  # seconds: the Maildir convention's limit for tmp/ file
 MAX_PENDING = 256  # messages written and being fsynced before a batch lands
 FSYNC_GROUP = 16  # files one worker-thread job fsyncs: fewer thread hand-offs, less system time
 WRITE_BUFFER = 256 * 1024  # a message up to this size is written with one os.write
+AHEAD = 16  # tmp/ files a worker-thread job creates ahead of the messages that fill them
 RESOLVE_ROUNDS = 3  # rescans allowed for files a mail client keeps renaming under us
 # a directory mtime this close to the moment it is read is no stamp: a change a moment later
 # may leave the same mtime. How close depends on the file system's timestamps: 2 s where they
@@ -104,6 +105,34 @@ def _fsync_all(fds: Sequence[int]) -> list[OSError | None]:
             out.append(e)
         else:
             out.append(None)
+    return out
+
+
+# a tmp/ file created for a message: (path, fd, time, delivery number)
+_Tmp = tuple[str, int, int, int]
+
+
+def _create_tmp(tmp: str, base: Callable[[int, int, int | None], str]) -> _Tmp:
+    """A new file in ``tmp`` named for a delivery (OSError if it cannot be created)."""
+    when = int(time.time())
+    while True:
+        seq = next(_delivery_seq)
+        path = os.path.join(tmp, base(when, seq, None))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue  # left by a dead process that had our pid: take the next number
+        return path, fd, when, seq
+
+
+def _create_tmps(tmp: str, base: Callable[[int, int, int | None], str], n: int) -> list[_Tmp]:
+    """Up to ``n`` new files (fewer if one cannot be created: the next begin() tells why)."""
+    out = []
+    for _ in range(n):
+        try:
+            out.append(_create_tmp(tmp, base))
+        except OSError:
+            break
     return out
 
 
@@ -616,6 +645,11 @@ class _Sink:
     at close(). Speed then does not pay for safety: the disk works while the network does.
     (Writing and renaming in the worker thread too, or a job per file, measured slower: more
     GIL hand-offs, more system time.)
+
+    The tmp/ files are created ahead too, AHEAD at a time by a worker-thread job, never more
+    than the messages still expected (``meta``): creating a file is a metadata operation that
+    may block for long (a round trip on NFS, an inode search on a busy ext4), and the event
+    loop goes on reading meanwhile. Files left unused are removed at close().
     """
 
     def __init__(self, folder: MaildirFolder, meta: Mapping[MessageId, MessageInfo]) -> None:
@@ -630,28 +664,51 @@ class _Sink:
         self.pending: list[tuple[_Writer, MessageId, _FsyncGroup, int]] = []
         self.pending_ids: set[MessageId] = set()
         self.group: _FsyncGroup | None = None  # files waiting for their fsync job to start
+        self.expected = len(meta)  # messages still to begin (fewer may come)
+        self.spare: list[_Tmp] = []  # tmp/ files created ahead, the next one last
+        self.ahead: Future[list[_Tmp]] | None = None  # the job creating more
 
     def base(self, when: int, seq: int, uid: int | None) -> str:
         return new_base(when, seq, self.pid, self.host, uid, self.folder.fmd5)
 
     async def begin(self) -> BodyWriter:
-        when = int(time.time())
-        while True:
-            seq = next(_delivery_seq)
-            path = os.path.join(self.tmp, self.base(when, seq, None))
+        self.expected -= 1
+        if not self.spare and self.ahead is not None:
+            job, self.ahead = self.ahead, None
+            self.spare = (await job)[::-1]
+        if self.spare:
+            path, fd, when, seq = self.spare.pop()
+        else:
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue  # left by a dead process that had our pid: take the next number
+                path, fd, when, seq = _create_tmp(self.tmp, self.base)
             except OSError as e:
                 raise FolderError(
                     f"folder {self.folder.name!r}: cannot create a file in {self.tmp}: "
                     f"{e.strerror}",
                     hint="check that the folder still exists and the disk is writable",
                 ) from e
-            w = _Writer(self, path, fd, when, seq)
-            self.open.add(w)
-            return w
+        if self.ahead is None and len(self.spare) <= AHEAD // 2:
+            n = min(AHEAD, self.expected - len(self.spare))
+            if n > 0:
+                import asyncio  # here, not at the top: listing a Maildir must not import it
+
+                loop = asyncio.get_running_loop()
+                self.ahead = loop.run_in_executor(None, _create_tmps, self.tmp, self.base, n)
+        w = _Writer(self, path, fd, when, seq)
+        self.open.add(w)
+        return w
+
+    async def _drop_spare(self) -> None:
+        """Remove the tmp/ files created ahead and not used."""
+        if self.ahead is not None:
+            job, self.ahead = self.ahead, None
+            self.spare += await job
+        spare, self.spare = self.spare, []
+        for path, fd, _, _ in spare:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     def sync_later(self, w: _Writer, source_id: MessageId, fd: int) -> None:
         """fsync (and close) ``fd`` in a worker thread, with the next files of its group."""
@@ -690,6 +747,7 @@ class _Sink:
         self.dirty.clear()
 
     async def close(self) -> ReceiveResult:
+        await self._drop_spare()
         for w in list(self.open):  # begun and never finished: nothing to report, drop the file
             await w.abort()
         await self.land_pending()

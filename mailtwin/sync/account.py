@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mailtwin.config.model import AccountConfig, GeneralConfig, RepositoryConfig
@@ -189,10 +189,17 @@ class AccountSync:
         dropped = False
         todo = list(pairs)
         fatal: list[BaseException] = []
+        running = min(self.width, len(todo)) or 1
+        if running > 1:
+            # the biggest first: a big folder started last would end the run alone
+            todo.sort(key=lambda p: -_size(p, stamps))
 
         async def worker() -> None:
-            nonlocal ok, dropped
+            nonlocal ok, dropped, running
             while todo and not fatal and not self.stop():
+                if running > _room(stores):
+                    running -= 1  # a server took fewer connections than asked: make way
+                    return
                 pair = todo.pop(0)
                 label = cut(display(pair.name_b), LABEL_MAX)
                 now = {s: got.get(pair.name(s)) for s, got in zip(Side, stamps, strict=True)}
@@ -217,7 +224,7 @@ class AccountSync:
                     return
 
         # folder pairs run side by side on as many connections as maxconnections allows
-        await asyncio.gather(*(worker() for _ in range(min(self.width, len(todo)) or 1)))
+        await asyncio.gather(*(worker() for _ in range(running)))
         if fatal:
             raise fatal[0]
         return ok
@@ -286,7 +293,14 @@ class AccountSync:
             fstate = db.add_folder(pair.name_a, pair.name_b)
         try:
             res = await sync_folder(
-                folders, db, fstate, sopts, label=label, safety=self.safety, carry=self.carry
+                folders,
+                db,
+                fstate,
+                sopts,
+                label=label,
+                safety=self.safety,
+                carry=self.carry,
+                stamps=now,  # recorded with the sync's last changes when it had no failure
             )
         finally:
             await asyncio.gather(*(f.close() for f in folders.values()), return_exceptions=True)
@@ -298,10 +312,6 @@ class AccountSync:
         for line in r.failures:
             self.emit(ev.Failed(name, line, label))
         self.emit(ev.FolderDone(name, label, r.copies, r.flags, r.deletions, len(r.failures)))
-        if not r.failures:
-            # every action is recorded: the stamps from before the snapshots now vouch for it
-            with db.transaction():
-                db.set_stamps(fstate, now)
         return not r.failures
 
     async def _open(self, pair: FolderPair, stores: dict[Side, Store]) -> dict[Side, Folder]:
@@ -370,6 +380,21 @@ def _planned(account: str, label: str, p: Plan) -> ev.FolderPlanned:
         {s: p.count(Delete, s) for s in Side},
         tuple(lines),
     )
+
+
+def _size(pair: FolderPair, stamps: Sequence[Mapping[str, FolderStamp | None]]) -> int:
+    """The most messages an IMAP side's stamp counts in this folder pair (0: not known)."""
+    most = 0
+    for s, got in zip(Side, stamps, strict=True):
+        st = got.get(pair.name(s))
+        if st is not None and st.kind == "imap" and len(st.values) > 2:
+            most = max(most, st.values[2] or 0)  # MESSAGES (probe.STAMP_ITEMS)
+    return most
+
+
+def _room(stores: dict[Side, Store]) -> int:
+    """How many folder pairs the stores' open connections allow at once now."""
+    return min(getattr(st, "capacity", 1 << 30) for st in stores.values())
 
 
 __all__ = ["AccountSync", "display", "make_store"]

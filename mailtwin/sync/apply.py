@@ -1,9 +1,18 @@
-"""Carry a Plan out: batched effects on both stores, each batch recorded as it lands."""
+"""Carry a Plan out: batched effects on both stores, each batch recorded as it lands.
+
+Copies are journaled before they start and recorded batch by batch (see ``_copy_batch``). Flag
+changes and deletions are recorded once all of them landed, in the run's last transaction,
+together with what the caller records for a finished sync (``finish``): one commit per folder
+instead of one per kind of change. A crash before it leaves them unrecorded, which is safe: the
+sync point recorded before apply asks for full snapshots next time; a flag change that landed
+merges again to the same flags (the three-way merge is idempotent), and a row whose message was
+deleted on one side finds it gone on both and is forgotten.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,10 +22,10 @@ from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, Folder, ReceiveResult
 from mailtwin.sync import crashpoint
-from mailtwin.sync.plan import Copy, Plan
+from mailtwin.sync.plan import Copy, PairUpdate, Plan
 
 COPY_BATCH = 250  # messages per recorded copy batch: bounds what a crash can leave unrecorded
-WRITE_BATCH = 2000  # flag changes / deletions per store call and transaction
+WRITE_BATCH = 2000  # flag changes / deletions per store call
 
 
 @dataclass
@@ -28,13 +37,37 @@ class Report:
     notes: list[str] = field(default_factory=list)  # worth saying, not a failure
 
 
+@dataclass
+class _Landed:
+    """Status changes whose store effects landed, to record in apply's last transaction."""
+
+    flags_done: bool = False  # every flag change landed: record the merged flags, the matches
+    after_flags: Iterable[PairRow] = ()
+    matches: Iterable[PairRow] = ()
+    after_delete: list[PairUpdate] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.flags_done or bool(self.after_delete)
+
+    def record(self, db: StatusDB, fstate: FolderState, updates: Iterable[PairUpdate]) -> None:
+        db.update_pairs(self.after_flags)
+        db.insert_pairs(fstate, self.matches)
+        ups = [*self.after_delete, *updates]
+        db.delete_pairs(u.old for u in ups if u.new is None)
+        db.update_pairs(u.new for u in ups if u.new is not None)
+
+
 async def apply(
     plan: Plan,
     folders: Mapping[Side, Folder],
     db: StatusDB,
     fstate: FolderState,
     snaps: Mapping[Side, Snapshot] | None = None,
+    finish: Callable[[Report], None] | None = None,
 ) -> Report:
+    """Carry ``plan`` out; ``finish`` runs in the last transaction once every effect was tried
+    and nothing raised (the caller's marks of a finished sync: they land with the records or
+    not at all)."""
     report = Report()
     for src in Side:
         copies = [c for c in plan.copies if c.source is src]
@@ -42,12 +75,21 @@ async def apply(
         for i in range(0, len(copies), COPY_BATCH):
             batch = copies[i : i + COPY_BATCH]
             await _copy_batch(batch, folders, db, fstate, report, uidnext)
-    await _set_flags(plan, folders, db, fstate, report)
-    await _delete(plan, folders, db, report)
-    if plan.updates:
+    landed = _Landed()
+    try:
+        await _set_flags(plan, folders, report, landed)
+        await _delete(plan, folders, report, landed)
+    except BaseException:
+        if landed:  # what landed before the fault is recorded all the same
+            with db.transaction():
+                landed.record(db, fstate, ())
+        raise
+    if landed or plan.updates or finish is not None:
         with db.transaction():
-            db.delete_pairs(u.old for u in plan.updates if u.new is None)
-            db.update_pairs(u.new for u in plan.updates if u.new is not None)
+            landed.record(db, fstate, plan.updates)
+            if finish is not None:
+                finish(report)
+        crashpoint.step("changes recorded")
     return report
 
 
@@ -106,7 +148,7 @@ async def _copy_batch(
 
 
 async def _set_flags(
-    plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, fstate: FolderState, report: Report
+    plan: Plan, folders: Mapping[Side, Folder], report: Report, landed: _Landed
 ) -> None:
     if not plan.flag_changes and not plan.matches:
         return
@@ -124,13 +166,14 @@ async def _set_flags(
     after: Iterable[PairRow] = plan.after_flags.values()
     if refused:  # a keyword one side would not store is not synced: not recorded as such
         after = [r.with_flags(r.flags - refused) for r in after]
-    with db.transaction():
-        db.update_pairs(after)
-        db.insert_pairs(fstate, plan.matches)
-    crashpoint.step("flags recorded")
+    landed.after_flags = after
+    landed.matches = plan.matches
+    landed.flags_done = True
 
 
-async def _delete(plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, report: Report) -> None:
+async def _delete(
+    plan: Plan, folders: Mapping[Side, Folder], report: Report, landed: _Landed
+) -> None:
     by_side: dict[Side, list[MessageId]] = defaultdict(list)
     for d in plan.deletions:
         by_side[d.side].append(d.id)
@@ -139,11 +182,7 @@ async def _delete(plan: Plan, folders: Mapping[Side, Folder], db: StatusDB, repo
             chunk = ids[i : i + WRITE_BATCH]
             await folders[side].delete(chunk)
             crashpoint.step(f"deleted on {side.value}")
-            ups = [plan.after_delete[(side, mid)] for mid in chunk]
-            with db.transaction():
-                db.delete_pairs(u.old for u in ups if u.new is None)
-                db.update_pairs(u.new for u in ups if u.new is not None)
-            crashpoint.step("deletions recorded")
+            landed.after_delete += [plan.after_delete[(side, mid)] for mid in chunk]
             report.deletions[side] += len(chunk)
 
 

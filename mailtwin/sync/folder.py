@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mailtwin.errors import FolderError, MessageError, SafetyStop
-from mailtwin.model import SIDE_NAME, ContentKey, MessageId, Side, Since, Snapshot
+from mailtwin.model import SIDE_NAME, ContentKey, FolderStamp, MessageId, Side, Since, Snapshot
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder
@@ -130,7 +130,10 @@ async def sync_folder(
     label: str = "",
     safety: Safety | None = None,
     carry: CarryOver | None = None,
+    stamps: Mapping[Side, FolderStamp | None] | None = None,
 ) -> FolderResult:
+    """Sync one folder pair. ``stamps``: each side's stamp taken before the snapshots, recorded
+    when the sync finishes without a failure (sync/stamps.py)."""
     safety = safety or Safety()
     refused = {s: fstate.unkept(s) for s in Side}
     if refused[Side.A] or refused[Side.B]:
@@ -200,30 +203,43 @@ async def sync_folder(
             )
     if dry_run:
         return FolderResult(p, Report(), snaps, warnings)
+
+    def finish(report: Report) -> None:
+        """The marks of a finished sync, recorded in apply's last transaction."""
+        for s in Side:
+            new = unkept(folders[s]) - refused[s]
+            if new:
+                # said once: from now on they are left alone, on both sides
+                db.add_unkept(fstate, s, new)
+                report.notes.append(
+                    f"the {SIDE_NAME[s]} server refuses to store keyword(s) "
+                    f"{', '.join(sorted(new))}; they stay on the {SIDE_NAME[s.other]} side only"
+                )
+        if report.failures:
+            return
+        # with the other side read-only, a row records that side's flags, not this one's
+        covered = [
+            s for s in Side if opts.writable[s.other] and _covers(db, fstate, s, snaps[s], p)
+        ]
+        db.set_covered(fstate, covered)
+        if stamps is not None:
+            # every action is recorded: the stamps from before the snapshots now vouch for it
+            db.set_stamps(fstate, stamps)
+
+    if p.is_empty() and not forget and not restored and not interrupted:
+        # nothing to change: the sync point and the marks of a finished sync land together
+        report = Report()
+        with db.transaction():
+            fstate = db.set_sync_point(fstate, snaps)
+            finish(report)
+        return FolderResult(p, report, snaps, warnings)
     with db.transaction():
         if forget:
             db.forget_pairs(fstate)
         db.clear_pending(fstate)
         db.delete_pairs(restored)
         fstate = db.set_sync_point(fstate, snaps)
-    report = await apply(p, folders, db, fstate, snaps)
-    for s in Side:
-        new = unkept(folders[s]) - refused[s]
-        if new:
-            # said once: from now on they are left alone, on both sides
-            with db.transaction():
-                db.add_unkept(fstate, s, new)
-            report.notes.append(
-                f"the {SIDE_NAME[s]} server refuses to store keyword(s) "
-                f"{', '.join(sorted(new))}; they stay on the {SIDE_NAME[s.other]} side only"
-            )
-    if not report.failures:
-        # with the other side read-only, a row records that side's flags, not this one's
-        covered = [
-            s for s in Side if opts.writable[s.other] and _covers(db, fstate, s, snaps[s], p)
-        ]
-        with db.transaction():
-            db.set_covered(fstate, covered)
+    report = await apply(p, folders, db, fstate, snaps, finish)
     return FolderResult(p, report, snaps, warnings)
 
 
@@ -234,11 +250,10 @@ def trusted(fstate: FolderState, side: Side, pairs: list[PairRow]) -> Since | No
     modseq = fstate.modseq(side)
     if not fstate.covered(side) or uidvalidity is None or not uidnext or not modseq:
         return None
-    known = {}
-    for r in pairs:
-        mid = r.id(side)
-        if mid is not None:
-            known[mid] = r.flags
+    if side is Side.A:
+        known = {r.a: r.flags for r in pairs if r.a is not None}
+    else:
+        known = {r.b: r.flags for r in pairs if r.b is not None}
     return Since(uidvalidity, uidnext, modseq, known)
 
 
@@ -255,7 +270,10 @@ async def _snapshots(
             return have[s]
         return await folders[s].snapshot(since[s])
 
-    a, b = await asyncio.gather(one(Side.A), one(Side.B))
+    # B (the remote side) first: its command goes out before A's listing, which (a Maildir
+    # scan) runs without yielding, so the scan overlaps the server's answer instead of
+    # preceding it
+    b, a = await asyncio.gather(one(Side.B), one(Side.A))
     return {Side.A: a, Side.B: b}
 
 
@@ -279,9 +297,9 @@ async def _plan(
     keys: dict[Side, Mapping[MessageId, ContentKey]] | None = None
     if loose[Side.A] and loose[Side.B]:
         # only then can a message on one side be a copy of one on the other
-        ka, kb = await asyncio.gather(
-            folders[Side.A].keys(sorted(loose[Side.A], key=str)),
+        kb, ka = await asyncio.gather(  # B first, as in _snapshots
             folders[Side.B].keys(sorted(loose[Side.B], key=str)),
+            folders[Side.A].keys(sorted(loose[Side.A], key=str)),
         )
         keys = {Side.A: ka, Side.B: kb}
         await _tell_apart(folders, keys)

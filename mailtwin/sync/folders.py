@@ -11,27 +11,53 @@ problem is found before anything is written, and two folders that would become o
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailtwin.errors import ConfigError, FolderError, shown
-from mailtwin.model import FolderInfo, Side
+from mailtwin.model import FolderInfo, Frozen, Side, _set
 
 if TYPE_CHECKING:
     from mailtwin.config.model import RepositoryConfig
 
 
-@dataclass(frozen=True, slots=True)
-class RepoView:
+class RepoView(Frozen):
     """What pairing needs to know of one repository."""
 
+    __match_args__ = (
+        "section",
+        "sep",
+        "folderfilter",
+        "nametrans",
+        "folderincludes",
+        "createfolders",
+        "writable",
+    )
+    __slots__ = __match_args__
     section: str  # "Repository NAME", for errors
     sep: str
     folderfilter: Callable[[str], bool]
     nametrans: Callable[[str], str]
-    folderincludes: tuple[str, ...] = ()
-    createfolders: bool = True
-    writable: bool = True
+    folderincludes: tuple[str, ...]
+    createfolders: bool
+    writable: bool
+
+    def __init__(
+        self,
+        section: str,
+        sep: str,
+        folderfilter: Callable[[str], bool],
+        nametrans: Callable[[str], str],
+        folderincludes: tuple[str, ...] = (),
+        createfolders: bool = True,
+        writable: bool = True,
+    ) -> None:
+        _set(self, "section", section)
+        _set(self, "sep", sep)
+        _set(self, "folderfilter", folderfilter)
+        _set(self, "nametrans", nametrans)
+        _set(self, "folderincludes", folderincludes)
+        _set(self, "createfolders", createfolders)
+        _set(self, "writable", writable)
 
 
 def repo_view(repo: RepositoryConfig, sep: str) -> RepoView:
@@ -47,12 +73,19 @@ def repo_view(repo: RepositoryConfig, sep: str) -> RepoView:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class FolderPair:
+class FolderPair(Frozen):
+    __match_args__ = ("name_a", "name_b", "exists_a", "exists_b")
+    __slots__ = __match_args__
     name_a: str
     name_b: str
     exists_a: bool
     exists_b: bool
+
+    def __init__(self, name_a: str, name_b: str, exists_a: bool, exists_b: bool) -> None:
+        _set(self, "name_a", name_a)
+        _set(self, "name_b", name_b)
+        _set(self, "exists_a", exists_a)
+        _set(self, "exists_b", exists_b)
 
     def name(self, side: Side) -> str:
         return self.name_a if side is Side.A else self.name_b

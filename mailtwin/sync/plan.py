@@ -170,14 +170,12 @@ def plan(
                 fa, fb = fa - unkept, fb - unkept
             if fa == fb == row.flags:
                 continue  # the common case, kept cheap: nothing changed since the last sync
-            ids = {Side.A: ra, Side.B: rb}
-            changes, record = _merge_row(row, ids, {Side.A: fa, Side.B: fb}, opts)
-            new_row = row.with_flags(record)
+            changes, record = _merge_row(row, ra, rb, fa, fb, opts)
             if changes:
                 flag_changes.extend(changes)
-                after_flags[row] = new_row
-            elif new_row != row:
-                updates.append(PairUpdate(row, new_row))
+                after_flags[row] = row.with_flags(record)
+            elif record != row.flags:
+                updates.append(PairUpdate(row, row.with_flags(record)))
             continue
         ids = {Side.A: ra, Side.B: rb}
         present = {Side.A: in_a, Side.B: in_b}
@@ -205,9 +203,7 @@ def plan(
             # no history: what both have counts as synced, so each side's extra flags reach
             # the other (flags are united, none is taken away)
             row = PairRow(ma, mb, fa & fb, keys[Side.A][ma])
-            changes, record = _merge_row(
-                row, {Side.A: ma, Side.B: mb}, {Side.A: fa, Side.B: fb}, opts
-            )
+            changes, record = _merge_row(row, ma, mb, fa, fb, opts)
             flag_changes.extend(changes)
             matches.append(row.with_flags(record))
 
@@ -252,22 +248,39 @@ def _match(
 
 def _merge_row(
     row: PairRow,
-    ids: Mapping[Side, MessageId | None],
-    cur: Mapping[Side, Flags],
+    id_a: MessageId | None,
+    id_b: MessageId | None,
+    fa: Flags,
+    fb: Flags,
     opts: SyncOptions,
 ) -> tuple[list[SetFlags], Flags]:
-    """The flag changes for one synced message, and the flags to record as synced."""
+    """The flag changes for one synced message (``fa``, ``fb``: its flags on each side now),
+    and the flags to record as synced."""
     synced = row.flags if opts.flags is None else row.flags & opts.flags
-    synced -= opts.unkept
-    merged = merge_flags(synced, cur[Side.A], cur[Side.B])
+    if opts.unkept:
+        synced -= opts.unkept
+    merged = merge_flags(synced, fa, fb)
+    writable = opts.writable
+    if writable[Side.A] and writable[Side.B]:
+        # the usual case, without the general one's per-side mappings: both sides get merged
+        changes = []
+        if merged != fa:
+            assert id_a is not None
+            changes.append(SetFlags(Side.A, id_a, merged - fa, fa - merged))
+        if merged != fb:
+            assert id_b is not None
+            changes.append(SetFlags(Side.B, id_b, merged - fb, fb - merged))
+        return changes, merged
+    ids = {Side.A: id_a, Side.B: id_b}
+    cur = {Side.A: fa, Side.B: fb}
     target = {s: merged for s in Side}
     record = merged
     for s in Side:
-        if not opts.writable[s]:
+        if not writable[s]:
             # a side we may not write keeps its flags, and we record what it has: its changes
             # still reach the other side, and the other side's own changes stay there
             target[s] = cur[s]
-            record = cur[s] if opts.writable[s.other] else synced
+            record = cur[s] if writable[s.other] else synced
     changes = []
     for s in Side:
         add, remove = target[s] - cur[s], cur[s] - target[s]

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from mailtwin.config.model import AccountConfig, Config, GeneralConfig, RepositoryConfig
-from mailtwin.model import FolderInfo, FolderStamp, Side
+from mailtwin.model import FolderInfo, FolderStamp, Side, replace
 from mailtwin.state.lock import AccountLock
 from mailtwin.state.status import StatusDB
 from mailtwin.sync.folders import FolderPair, pair_folders, repo_view
-from mailtwin.sync.options import RunOptions
 from mailtwin.sync.stamps import pair_unchanged
 from mailtwin.ui import events as ev
 from mailtwin.ui.text import make_ui
@@ -30,14 +27,16 @@ from mailtwin.ui.text import make_ui
 if TYPE_CHECKING:
     import socket
 
+    from mailtwin.config.model import AccountConfig, Config, GeneralConfig, RepositoryConfig
     from mailtwin.stores.imap.probe import Login
+    from mailtwin.sync.options import RunOptions
 
 Look = tuple[list[FolderInfo], dict[str, FolderStamp | None]]
 
 
 def run(config: Config, opts: RunOptions) -> int:
     """The sync's entry point: settle what can be settled here, hand the rest to the engine."""
-    emit = make_ui(opts.ui, opts.logfile, opts.syslog)
+    emit = make_ui(opts.ui, opts.logfile, opts.syslog, capture=False)
     code = 0
     if _worth_trying(config, opts):
         rest = {}
@@ -51,6 +50,9 @@ def run(config: Config, opts: RunOptions) -> int:
             return code
         config = replace(config, accounts=rest)
     from mailtwin.sync.runner import run as run_engine
+    from mailtwin.ui import output
+
+    output.capture_logging()  # the engine's asyncio logs through it; nothing here does
 
     return max(code, run_engine(config, opts, emit))
 
@@ -76,7 +78,9 @@ def settle(acct: AccountConfig, general: GeneralConfig, emit: ev.Emit) -> int | 
         return None
     try:
         with AccountLock(general.metadata, acct.name):
-            db = StatusDB.open(path, fsync=general.fsync)
+            # read only: a damaged file fails a read (the engine then decides) or cannot
+            # match today's stamps; the engine's open checks it
+            db = StatusDB.open(path, fsync=general.fsync, check=False)
             try:
                 idle = _idle(acct, general, db)
             finally:
@@ -97,7 +101,19 @@ def settle(acct: AccountConfig, general: GeneralConfig, emit: ev.Emit) -> int | 
 
 def _idle(acct: AccountConfig, general: GeneralConfig, db: StatusDB) -> bool:
     repos = {Side.A: acct.local, Side.B: acct.remote}
-    got = _both(lambda: _look(repos[Side.A], general), lambda: _look(repos[Side.B], general))
+    local = [s for s in Side if repos[s].type == "Maildir"]
+    got: tuple[Look | None, Look | None]
+    if len(local) == 1:
+        # the Maildir first, in a few stat calls: a change there (mail written or read) sends
+        # the account to the engine without a login to the server
+        s = local[0]
+        mine = _look(repos[s], general)
+        if mine is None or _known_changed(s, mine, db):
+            return False
+        other = _look(repos[s.other], general)
+        got = (mine, other) if s is Side.A else (other, mine)
+    else:
+        got = _both(lambda: _look(repos[Side.A], general), lambda: _look(repos[Side.B], general))
     if got[0] is None or got[1] is None:
         return False
     looks = {Side.A: got[0], Side.B: got[1]}
@@ -116,6 +132,14 @@ def _idle(acct: AccountConfig, general: GeneralConfig, db: StatusDB) -> bool:
         known=known,
     )
     return all(_pair_idle(p, db, repos, {s: looks[s][1] for s in Side}) for p in pairs)
+
+
+def _known_changed(side: Side, look: Look, db: StatusDB) -> bool:
+    """Whether a folder of ``side`` that the status knows has a stamp other than the one
+    recorded after its last sync (the pair then cannot be idle). Folders it does not know are
+    left to the full judgement, which needs the other side's listing."""
+    recorded = {f.name(side): f.stamp(side) for f in db.folders()}
+    return any(name in recorded and recorded[name] != st for name, st in look[1].items())
 
 
 def _both(

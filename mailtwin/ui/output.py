@@ -14,7 +14,7 @@ from mailtwin.ui.redact import redact
 _log: TextIO | None = None
 # what a terminal would act on (escape sequences, carriage returns) or cannot encode (lone
 # surrogates from undecodable names): a hostile server's folder name must not rewrite the screen
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNPRINTABLE = "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
 
 
 def _escape(m: re.Match[str]) -> str:
@@ -24,7 +24,15 @@ def _escape(m: re.Match[str]) -> str:
 def clean(text: str) -> str:
     """``text`` fit to print: secrets masked, control characters shown escaped (``\\x1b``);
     newlines and tabs stay."""
-    return _UNPRINTABLE.sub(_escape, redact(text))
+    text = redact(text)
+    if text.isprintable():  # the usual line: none of _UNPRINTABLE is printable
+        return text
+    return re.sub(_UNPRINTABLE, _escape, text)
+
+
+def has_log() -> bool:
+    """Whether lines are copied to a log file (``-l``)."""
+    return _log is not None
 
 
 def set_log(log: TextIO | None) -> None:

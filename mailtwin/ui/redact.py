@@ -20,8 +20,9 @@ _ARG = r'(?:"(?:[^"\\\r\n]|\\.)*"?|\{\d+\+?\}|[^\s"]+)'
 # "C: <tag> LOGIN user pass" and "C: <tag> AUTHENTICATE mech [initial response]": the client's
 # lines of ``-d imap`` (a capability list's "AUTH=LOGIN AUTH=PLAIN" or prose such as "login as
 # 'joe' refused" stay as they are); the user name stays, for the log to be useful
-_LOGIN = re.compile(rf"(C: \S+ LOGIN\s+{_ARG}\s+){_ARG}")
-_AUTHENTICATE = re.compile(rf"(C: \S+ AUTHENTICATE\s+[\w-]+\s+){_ARG}")
+# (compiled by re's cache on first use: most runs never show such a line)
+_LOGIN = rf"(C: \S+ LOGIN\s+{_ARG}\s+){_ARG}"
+_AUTHENTICATE = rf"(C: \S+ AUTHENTICATE\s+[\w-]+\s+){_ARG}"
 
 
 def register(secret: str | bytes | None) -> None:
@@ -44,11 +45,11 @@ def register(secret: str | bytes | None) -> None:
 
 def register_plain(user: str, password: str) -> None:
     """The SASL PLAIN blobs of a login (with and without an authorization identity)."""
-    import base64
+    from binascii import b2a_base64  # base64.b64encode, without importing base64
 
     for authz in ("", user):
         raw = f"{authz}\0{user}\0{password}".encode()
-        register(base64.b64encode(raw))
+        register(b2a_base64(raw, newline=False))
 
 
 def redact(text: str) -> str:
@@ -61,8 +62,8 @@ def redact(text: str) -> str:
             _pattern = re.compile("|".join(re.escape(s) for s in alts))
         text = _pattern.sub(MASK, text)
     if "LOGIN" in text or "AUTHENTICATE" in text:
-        text = _LOGIN.sub(rf"\g<1>{MASK}", text)
-        text = _AUTHENTICATE.sub(rf"\g<1>{MASK}", text)
+        text = re.sub(_LOGIN, rf"\g<1>{MASK}", text)
+        text = re.sub(_AUTHENTICATE, rf"\g<1>{MASK}", text)
     return text
 
 

@@ -61,13 +61,20 @@ def render(e: ev.Event) -> tuple[str | None, bool]:
 
 
 def make_ui(
-    name: str, logfile: Path | None = None, syslog: bool = False, out: TextIO | None = None
+    name: str,
+    logfile: Path | None = None,
+    syslog: bool = False,
+    out: TextIO | None = None,
+    capture: bool = True,
 ) -> Callable[[ev.Event], None]:
+    """``capture``: route Python's logging here now (output.capture_logging); the pre-flight
+    check leaves that to just before the engine starts, sparing a no-op run the import."""
     verbose = name != "quiet"
     stdout = out or sys.stdout
     log = open(logfile, "a", encoding="utf-8") if logfile else None  # noqa: SIM115 - lives as long as the run
     output.set_log(log)  # debug lines and crash reports go there too
-    output.capture_logging()
+    if capture:
+        output.capture_logging()
     if syslog:
         import syslog as sl
 
@@ -77,6 +84,8 @@ def make_ui(
         line, problem = render(e)
         if line is None:
             return
+        if not (problem or verbose or syslog or output.has_log()):
+            return  # quiet, and no log to copy it to: nothing to clean
         line = output.clean(line)
         output.log_line(line)
         if syslog:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import imaplib
+import itertools
 import re
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
@@ -26,6 +27,7 @@ from mailtwin.errors import (
 )
 from mailtwin.model import Delivered, FolderInfo, MessageId, MessageInfo
 from mailtwin.stores.base import FlagChange, ReceiveResult
+from mailtwin.stores.imap import store as imap_store
 from mailtwin.stores.imap.store import ImapSettings, ImapStore
 from mailtwin.stores.imap.tls import TlsPolicy
 from tests.dovecot import Dovecot, User, free_port
@@ -562,6 +564,82 @@ def test_receiver_batches_many_messages(
     assert res.delivered[7].id == 8
     # one MULTIAPPEND per batch of 1000; else one APPEND each, pipelined per batch
     assert dovecot.command_counts().get("APPEND") == (2 if multiappend else 1001)
+
+
+def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """APPEND batches of five test messages (``msg(10)`` to ``msg(99)``, all one size)."""
+    monkeypatch.setattr(imap_store, "APPEND_BATCH_BYTES", 5 * len(msg(10)))
+
+
+def test_receiver_sends_a_batch_while_taking_the_next(
+    dovecot: Dovecot, imap_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full batch goes out while the next messages come in; every one lands, in order."""
+    _small_batches(monkeypatch)
+    overlapped = 0
+
+    class Watching(Feeder):
+        async def into(self, sink: Any) -> ReceiveResult:
+            nonlocal overlapped
+            for sid, data, date in self.items:
+                w = await sink.begin()
+                await w.write(data)
+                sending = sink._sending
+                overlapped += sending is not None and not sending.done()
+                await w.finish(sid, date)
+            return await sink.close()  # type: ignore[no-any-return]
+
+    async def body(store: ImapStore) -> ReceiveResult:
+        f = await store.open_folder("INBOX", readonly=False)
+        return await Watching([(i, msg(10 + i), None) for i in range(50)]).into(f.receiver({}))
+
+    dovecot.command_counts()
+    res = run(with_store(settings(dovecot, imap_user), body))
+    assert [res.delivered[i].id for i in range(50)] == list(range(1, 51))
+    assert dovecot.command_counts().get("APPEND") == 10
+    assert overlapped > 0
+    c = dovecot.client(imap_user)
+    view = server_view(c, "INBOX")
+    c.logout()
+    assert [v[0] for _, v in sorted(view.items())] == [msg(10 + i) for i in range(50)]
+
+
+def test_receiver_batch_lost_in_flight(
+    dovecot: Dovecot, imap_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose APPEND fails in flight is reported to the next message's finish (the
+    fetch stops), and is not reported delivered; close() still sends what was received."""
+    _small_batches(monkeypatch)
+    calls = itertools.count(1)
+    real = imap_store._Receiver._run_all
+
+    async def flaky(self: Any, cmds: Any) -> Any:
+        if next(calls) == 2:
+            raise ConnectionFailed("connection lost")
+        return await real(self, cmds)
+
+    monkeypatch.setattr(imap_store._Receiver, "_run_all", flaky)
+
+    async def body(store: ImapStore) -> tuple[ReceiveResult, int]:
+        f = await store.open_folder("INBOX", readonly=False)
+        sink = f.receiver({})
+        taken = 0
+        with pytest.raises(ConnectionFailed, match="connection lost"):
+            for i in range(50):
+                w = await sink.begin()
+                await w.write(msg(10 + i))
+                taken += 1
+                await w.finish(i, None)
+        return await sink.close(), taken
+
+    res, taken = run(with_store(settings(dovecot, imap_user), body))
+    assert sorted(res.delivered) == [i for i in range(taken) if not 5 <= i < 10]
+    assert not res.failed
+    c = dovecot.client(imap_user)
+    view = server_view(c, "INBOX")
+    c.logout()
+    want = sorted(msg(10 + i) for i in res.delivered)  # type: ignore[operator]
+    assert sorted(v[0] for v in view.values()) == want
 
 
 # ---- flags and deletion -----------------------------------------------------------------------

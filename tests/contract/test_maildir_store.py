@@ -412,6 +412,33 @@ def test_abort_and_unfinished_leave_no_tmp(root: Path, inbox: MaildirFolder) -> 
     assert files(root / "INBOX") == {}
 
 
+@pytest.mark.parametrize("fsync", [False, True])
+def test_files_created_ahead_are_used_or_removed(root: Path, fsync: bool) -> None:
+    """tmp/ files are created ahead (AHEAD a job) for the messages ``meta`` announces: fewer
+    coming leaves none behind, and every message gets a file of its own."""
+    store = MaildirStore(root, fsync=fsync)
+    run(store.create_folder("INBOX"))
+    f = run(store.open_folder("INBOX", readonly=False))
+
+    async def go(n: int, announced: int) -> ReceiveResult:
+        sink = f.receiver({i: MessageInfo(i, NO_FLAGS) for i in range(1, announced + 1)})
+        for i in range(1, n + 1):
+            w = await sink.begin()
+            await w.write(b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i))
+            await w.finish(i, None)
+        return await sink.close()
+
+    res = run(go(3, 40))  # a fetch that found most messages gone
+    assert sorted(res.delivered) == [1, 2, 3] and not any((root / "INBOX" / "tmp").iterdir())
+    res = run(go(40, 40))
+    assert sorted(res.delivered) == list(range(1, 41)) and not res.failed
+    assert not any((root / "INBOX" / "tmp").iterdir())
+    body = "Subject: {0}\n\nbody {0}\n".format
+    assert sorted(files(root / "INBOX").values()) == sorted(
+        [body(i) for i in (1, 2, 3)] + [body(i) for i in range(1, 41)]
+    )
+
+
 def test_receive_into_vanished_folder(root: Path, inbox: MaildirFolder) -> None:
     shutil.rmtree(root / "INBOX")
     with pytest.raises(FolderError):

@@ -23,6 +23,9 @@ from tests.integration.helpers import Env, lf, msg, server_writes
 # below fails and says the new number: update it here.
 STEPS = 25
 CRASHED = 86  # crashpoint.EXIT_CODE
+# one folder at a time, so the k-th step is the same one in every run (test_kill kills runs
+# that sync folders side by side, at random moments)
+ONE_AT_A_TIME = "maxconnections = 1"
 
 FINAL = {
     "INBOX": {1: {"\\Seen", "\\Flagged"}, 3: {"\\Seen"}, 5: set(), 7: set(), 9: {"\\Seen"}},
@@ -43,7 +46,7 @@ class Saved:
 def saved(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> Saved:
     tmp = tmp_path_factory.mktemp("crash-template")
     env = Env(dovecot, dovecot.new_user("crashbase"), tmp)
-    env.write_config()
+    env.write_config(remote=ONE_AT_A_TIME)
     for n in (1, 2, 3, 4, 5):
         env.append("INBOX", msg(n), "\\Seen" if n == 1 else "", create=False)
     env.append("Archive", msg(6), "\\Seen")
@@ -71,7 +74,7 @@ def restore(saved: Saved, dovecot: Dovecot, tmp: Path) -> Env:
     env = Env(dovecot, user, tmp)
     shutil.copytree(saved.tmp / "Mail", env.maildir, symlinks=True)
     shutil.copytree(saved.tmp / "meta", tmp / "meta", symlinks=True)
-    env.write_config()
+    env.write_config(remote=ONE_AT_A_TIME)
     return env
 
 

@@ -57,6 +57,28 @@ def test_noop_run_is_settled_without_the_engine(env: Env, dovecot: Dovecot) -> N
     assert used == {"LIST": 1, "LOGOUT": 1}, used
 
 
+def test_noop_run_imports_little(env: Env) -> None:
+    """Start-up is most of a no-op run's cost: what only the engine, a failure or a rare option
+    needs stays unimported (the logging capture, base64, the idna codec for an ASCII host)."""
+    env.append("INBOX", msg(1), create=False)
+    env.run()
+    age(env)
+    env.run()
+    age(env)
+    extra = "logging", "base64", "encodings.idna", "mailtwin.secrets.netrc", "mailtwin.sync.runner"
+    code = (
+        "import sys; from mailtwin.cli import main; rc = main(sys.argv[1:]); "
+        f"print(sorted(set({extra!r}) & set(sys.modules))); sys.exit(rc)"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, "-c", str(env.config), "-o", "-u", "quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (p.returncode, p.stdout) == (0, "[]\n"), p.stdout + p.stderr
+
+
 @pytest.mark.parametrize("change", ["server_new", "server_flag", "server_folder", "local_new"])
 def test_any_change_goes_to_the_engine(env: Env, change: str) -> None:
     env.append("INBOX", msg(1), create=False)
@@ -135,9 +157,41 @@ def test_wrong_password_reaches_the_server_once(
     env.write_config(port=proxy.port)
     env.append("INBOX", msg(1), create=False)
     env.run()
+    age(env)
+    env.run()  # settled: the next run would look at the server before the engine
+    age(env)
     env.write_config(port=proxy.port, password="wrong")
     before = proxy.connections
     rc, kind, out = run(env)
     assert rc == 1 and kind == "LIGHT", out
     assert out.count("ERROR") == 1 and "refused" in out, out
     assert proxy.connections == before + 1
+
+
+def test_local_change_skips_the_look_at_the_server(
+    dovecot: Dovecot, imap_user: User, tmp_path: Path, proxy: Proxy
+) -> None:
+    env = Env(dovecot, imap_user, tmp_path)
+    env.write_config(port=proxy.port, remote="maxconnections = 1")
+    env.append("INBOX", msg(1), create=False)
+    env.run()
+    age(env)
+    env.run()
+    age(env)
+    env.add_local("INBOX", "1700000002.local.host", lf(msg(2)))
+    before = proxy.connections
+    rc, kind, out = run(env)
+    assert (rc, kind) == (0, "ENGINE"), out
+    assert proxy.connections == before + 1  # the engine's: no pre-flight login
+    assert len(env.server("INBOX")) == 2
+    age(env)
+    env.run()  # the run after one that wrote records the stamps
+    age(env)
+    # a change on the server alone still needs the look: the pre-flight logs in, then the engine
+    env.append("INBOX", msg(3), create=False)
+    age(env)
+    before = proxy.connections
+    rc, kind, out = run(env)
+    assert (rc, kind) == (0, "ENGINE"), out
+    assert proxy.connections == before + 2
+    assert len(env.local("INBOX")) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -226,6 +227,21 @@ def test_full_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-V"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"mailtwin {__version__}, Python ") and "SSL" in out
+
+
+@pytest.mark.parametrize("argv", [["--version", "-o"], ["-V", "--version"], ["--vers"]])
+def test_version_among_other_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 0  # argparse's way: --version wins, also abbreviated
+    assert capsys.readouterr().out == f"mailtwin {__version__}\n"
+
+
+def test_version_alone_skips_argparse() -> None:
+    code = (
+        "import sys; from mailtwin.cli import main; rc = main(['--version']); "
+        "print('argparse' in sys.modules); sys.exit(rc)"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout) == (0, f"mailtwin {__version__}\nFalse\n"), p.stderr
 
 
 def test_version_needs_no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -260,8 +260,10 @@ def test_defaults(tmp_path: Path, home: Path) -> None:
         "me",
         None,
     )
+    # three connections unless written (OfflineIMAP: one); a Maildir has no connections
+    assert (local.maxconnections, remote.maxconnections) == (1, 3)
     for repo in (local, remote):
-        assert (repo.ssl, repo.starttls, repo.expunge, repo.maxconnections) == (True, True, True, 1)
+        assert (repo.ssl, repo.starttls, repo.expunge) == (True, True, True)
         assert repo.sslcacertfile is None
         assert (repo.readonly, repo.sync_deletes, repo.createfolders) == (False, True, True)
         assert repo.folderfilter("anything") is True

@@ -73,6 +73,9 @@ def test_key_builder_any_split(case: tuple[bytes, list[bytes]]) -> None:
         ([b"a\r\n", b"b"], b"a\nb"),  # a final line without EOL
         ([b"a\r"], b"a\r"),  # the message ends in a lone CR
         ([b"\r", b"\r", b"\n"], b"\r\n"),
+        ([b"a\r\nb\nc\r\n"], b"a\nb\nc\n"),  # a bare LF among CRLFs
+        ([b"a\nb\n"], b"a\nb\n"),  # LF only: as it is
+        ([b"a\r\n\r\n" * 50], b"a\n\n" * 50),  # CRLF only, the usual case
     ],
 )
 def test_crlf_to_lf_edges(chunks: list[bytes], lf: bytes) -> None:
@@ -95,6 +98,12 @@ def test_crlf_to_lf_edges(chunks: list[bytes], lf: bytes) -> None:
 def test_lf_to_crlf_edges(chunks: list[bytes], crlf: bytes) -> None:
     conv = LfToCrlf()
     assert b"".join(conv.feed(c) for c in chunks) == crlf
+
+
+def test_lf_only_passthrough_is_the_same_object() -> None:
+    """LF input into a Maildir is written as it came."""
+    chunk = b"Subject: x\n\nbody\n" * 100
+    assert CrlfToLf().feed(chunk) is chunk
 
 
 def test_crlf_passthrough_is_the_same_object() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailtwin.model import Flags, MessageInfo, Side, Snapshot
 from mailtwin.state.rows import PairRow
@@ -167,3 +169,74 @@ def test_unkept_keyword_is_never_copied_compared_or_taken_away() -> None:
     # without the option the same state would take the keyword away from A
     p = plan(snap(x={S, kw}), snap(y={S}), [row], BOTH)
     assert p.flag_changes == (SetFlags(Side.A, "x", frozenset(), frozenset({kw})),)
+
+
+# ---- one synced row, against the rules written out per side ---------------------------------
+
+_FLAGSET = st.frozensets(st.sampled_from([S, F, R, D, T, "$Work"]))
+
+
+def _merged_per_side(
+    row: PairRow, fa: Flags, fb: Flags, o: SyncOptions
+) -> tuple[list[SetFlags], Flags]:
+    """The flag rules as the general case states them, side by side: the reference the
+    planner's both-sides-writable shortcut must agree with."""
+    synced = (row.flags if o.flags is None else row.flags & o.flags) - o.unkept
+    merged = merge_flags(synced, fa, fb)
+    cur = {Side.A: fa, Side.B: fb}
+    target = {s: merged for s in Side}
+    record = merged
+    for s in Side:
+        if not o.writable[s]:
+            target[s] = cur[s]
+            record = cur[s] if o.writable[s.other] else synced
+    changes = []
+    for s in Side:
+        add, remove = target[s] - cur[s], cur[s] - target[s]
+        if add or remove:
+            mid = row.id(s)
+            assert mid is not None
+            changes.append(SetFlags(s, mid, add, remove))
+    return changes, record
+
+
+@given(
+    synced=_FLAGSET,
+    fa=_FLAGSET,
+    fb=_FLAGSET,
+    ro=st.sampled_from([None, Side.A, Side.B]),
+    keep=st.one_of(st.none(), _FLAGSET),
+    unkept=_FLAGSET,
+)
+def test_a_synced_row_plans_as_the_per_side_rules_say(
+    synced: Flags, fa: Flags, fb: Flags, ro: Side | None, keep: Flags | None, unkept: Flags
+) -> None:
+    o = SyncOptions(
+        writable={s: s is not ro for s in Side},
+        deletes_from={s: True for s in Side},
+        flags=keep,
+        unkept=unkept,
+    )
+    row = PairRow("x", 7, synced, "key", 1)
+    p = plan(snap(x=set(fa)), Snapshot(1, 8, {7: MessageInfo(7, fb)}), [row], o)
+    ka = fa if keep is None else fa & keep
+    kb = fb if keep is None else fb & keep
+    changes, record = _merged_per_side(row, ka - unkept, kb - unkept, o)
+    assert list(p.flag_changes) == changes
+    new = row.with_flags(record)
+    if changes:
+        assert p.after_flags == {row: new} and not p.updates
+    elif ka - unkept == kb - unkept == synced:
+        assert p.is_empty()
+    else:
+        assert not p.after_flags
+        assert p.updates == ((PairUpdate(row, new),) if new != row else ())
+
+
+def test_pair_rows_are_values() -> None:
+    row = PairRow("x", 7, frozenset({S}), "key", 3)
+    assert row.with_flags(frozenset()) == PairRow("x", 7, frozenset(), "key", 3)
+    assert row.without(Side.A) == PairRow(None, 7, frozenset({S}), "key", 3)
+    assert row.without(Side.B).id(Side.B) is None and row.id(Side.A) == "x"
+    assert {row: 1}[PairRow("x", 7, frozenset({S}), "key", 3)] == 1
+    assert PairRow("x", 7) == PairRow("x", 7, frozenset(), None, None)

@@ -61,3 +61,14 @@ def test_anything_else_is_left_to_the_engine() -> None:
     assert probe.stamp({"UIDVALIDITY": 1, "UIDNEXT": 2, "MESSAGES": 1, "HIGHESTMODSEQ": 0}) == (
         FolderStamp("imap", (1, 2, 1, None))
     )
+
+
+def test_a_folder_named_nil_is_read_alike() -> None:
+    # NIL where a mailbox name stands is the folder named NIL (an astring), not nil
+    line = b"* STATUS NIL (UIDVALIDITY 1 UIDNEXT 2 MESSAGES 1 HIGHESTMODSEQ 3)"
+    assert probe.status_line(untagged(line).parts[0]) == parse.status_items(untagged(line))
+    assert parse.status_items(untagged(line))[0] == "NIL"
+    line = b'* LIST (\\HasNoChildren) "/" NIL'
+    want = parse.list_entry(untagged(line))
+    assert probe.list_line(untagged(line).parts[0]) == (want.name, want.sep, want.attributes)
+    assert want.name == "NIL"

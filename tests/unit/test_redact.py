@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -79,6 +80,35 @@ def test_nothing_registered_changes_nothing() -> None:
 def test_clean_escapes_what_a_terminal_acts_on() -> None:
     assert output.clean("a\x1b[2Jb\r\x07c\udcff") == "a\\x1b[2Jb\\r\\x07c\\udcff"
     assert output.clean("two\n\tlines é ☺") == "two\n\tlines é ☺"
+    assert output.clean("one line é ☺\xa0") == "one line é ☺\xa0"  # printable: as is
+    assert output.clean("\x85\x9b1m") == "\\x85\\x9b1m"  # C1 controls too
+
+
+def test_quiet_ui_says_only_problems(capsys: pytest.CaptureFixture[str]) -> None:
+    from mailtwin.ui import events as ev
+    from mailtwin.ui.text import make_ui
+
+    redact.register("hunter2")
+    emit = make_ui("quiet", capture=False)
+    emit(ev.AccountStarted("a"))
+    emit(ev.AccountDone("a", True, 0.1))
+    emit(ev.Failed("a", "login hunter2 refused\x1b[2J", hint="check it"))
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == f"ERROR: account a: login {MASK} refused\\x1b[2J\n  hint: check it\n"
+
+
+def test_quiet_ui_still_logs_everything(tmp_path: Path) -> None:
+    from mailtwin.ui import events as ev
+    from mailtwin.ui.text import make_ui
+
+    log = tmp_path / "log"
+    try:
+        emit = make_ui("quiet", logfile=log, capture=False)
+        emit(ev.AccountStarted("a\x1b"))
+    finally:
+        output.set_log(None)
+    assert log.read_text() == "account a\\x1b: syncing\n"
 
 
 def test_debug_lines_and_crashes_go_masked_to_stderr_and_log(

@@ -185,7 +185,8 @@ def test_no_plaintext_warning_for_this_machine(host: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "host", ["imap.example.org", "10.0.0.1", "128.0.0.1", "::2", "localhost.example"]
+    "host",
+    ["imap.example.org", "10.0.0.1", "128.0.0.1", "::2", "localhost.example", "127.256.0.1"],
 )
 def test_plaintext_warning_for_other_hosts(host: str) -> None:
     warning = opts.plaintext_warning(host)

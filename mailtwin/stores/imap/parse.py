@@ -244,10 +244,16 @@ def list_entry(u: Untagged) -> ListEntry:
         raise ServerProtocolError(f"bad LIST response: {cut(u.text())}")
     attrs, sep, name = atoms[:3]
     return ListEntry(
-        _text(name),
+        _mailbox(name),
         "" if sep is None else _text(sep),
         frozenset(_text(a).lower() for a in attrs),  # type: ignore[union-attr]
     )
+
+
+def _mailbox(value: Atom) -> str:
+    """A mailbox name (an astring: the atom NIL there is the folder named NIL, which imapclient
+    reads as nil)."""
+    return "NIL" if value is None else _text(value)
 
 
 def status_items(u: Untagged) -> tuple[str, dict[str, int]]:
@@ -260,7 +266,7 @@ def status_items(u: Untagged) -> tuple[str, dict[str, int]]:
     for key, value in zip(items[::2], items[1::2], strict=True):
         if isinstance(value, int):
             out[_text(key).upper()] = value
-    return _text(atoms[0]), out
+    return _mailbox(atoms[0]), out
 
 
 def search_ids(u: Untagged) -> list[int]:
@@ -310,6 +316,10 @@ _SNAPSHOT_LINE = re.compile(
 )
 
 
+# the end of a fetched message, its streamed body shown as NIL (Dovecot's order of our items)
+_BODY_LINE = re.compile(rb'\* (\d+) FETCH \(UID (\d+) INTERNALDATE "([^"\\]*)" BODY\[\] NIL\)\Z')
+
+
 def fetch_item(u: Untagged) -> FetchItem | None:
     """The attributes of a FETCH response; None when ``u`` is some other response."""
     if not u.literals:
@@ -321,6 +331,10 @@ def fetch_item(u: Untagged) -> FetchItem | None:
             return FetchItem(
                 int(seq), int(uid), _flag_words(words), modseq=int(mod) if mod else None
             )
+        m = _BODY_LINE.match(line)
+        if m is not None:
+            seq, uid, date = m.groups()
+            return FetchItem(int(seq), int(uid), internal_date=_internaldate(date))
         m = _FAST_FETCH.match(line)
         if m is not None:
             return _fast_fetch(int(m.group(1)), m.group(2))

@@ -11,14 +11,13 @@ it is reported from here, so that a wrong password reaches the server once per r
 
 from __future__ import annotations
 
-import base64
 import re
 import socket
+from binascii import a2b_base64, b2a_base64  # base64's own, without importing base64
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from mailtwin.errors import AuthError, MailtwinError, cut
-from mailtwin.model import FolderInfo, FolderStamp
+from mailtwin.model import FolderInfo, FolderStamp, Frozen, _set
 from mailtwin.stores.imap import sasl, wire
 from mailtwin.stores.imap.wire import Continuation, Tagged, Untagged
 
@@ -40,16 +39,32 @@ class GiveUp(Exception):
     """Something the probe does not handle: leave the account to the full sync."""
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
+class Listing(Frozen):
+    __match_args__ = ("folders", "stamps")
+    __slots__ = __match_args__
     folders: list[FolderInfo]
     stamps: dict[str, FolderStamp | None]
 
+    def __init__(self, folders: list[FolderInfo], stamps: dict[str, FolderStamp | None]) -> None:
+        _set(self, "folders", folders)
+        _set(self, "stamps", stamps)
 
-@dataclass(frozen=True, slots=True)
-class Login:
+
+class Login(Frozen):
     """What the probe needs to log in: the same values the store's connections use."""
 
+    __match_args__ = (
+        "host",
+        "port",
+        "user",
+        "secrets",
+        "mechanisms",
+        "authzid",
+        "timeout",
+        "tls",
+        "implicit_tls",
+    )
+    __slots__ = __match_args__
     host: str
     port: int
     user: str
@@ -60,6 +75,28 @@ class Login:
     # wraps the connected socket in TLS (implicit) or after STARTTLS; None: plaintext
     tls: Callable[[socket.socket], socket.socket] | None
     implicit_tls: bool
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        secrets: sasl.Secrets,
+        mechanisms: tuple[str, ...],
+        authzid: str,
+        timeout: float | None,
+        tls: Callable[[socket.socket], socket.socket] | None,
+        implicit_tls: bool,
+    ) -> None:
+        _set(self, "host", host)
+        _set(self, "port", port)
+        _set(self, "user", user)
+        _set(self, "secrets", secrets)
+        _set(self, "mechanisms", mechanisms)
+        _set(self, "authzid", authzid)
+        _set(self, "timeout", timeout)
+        _set(self, "tls", tls)
+        _set(self, "implicit_tls", implicit_tls)
 
 
 def folder_name(name: str) -> str:
@@ -76,7 +113,8 @@ def stamp(items: Mapping[str, int]) -> FolderStamp:
 
 def _unquote(quoted: bytes | None, atom: bytes | None) -> str:
     if quoted is not None:
-        raw = re.sub(rb"\\([\"\\])", rb"\1", quoted)
+        # (_NAME lets only \" and \\ escape: a name without a backslash has none to undo)
+        raw = re.sub(rb"\\([\"\\])", rb"\1", quoted) if b"\\" in quoted else quoted
     else:
         assert atom is not None
         raw = atom
@@ -186,7 +224,9 @@ def _login(s: _Session, login: Login, caps: frozenset[str]) -> frozenset[str]:
             token = login.secrets.access_token()
             initial = sasl.oauthbearer(login.user, token, login.host, login.port)
         if initial is not None and "SASL-IR" in caps:
-            tag = s.send(b"AUTHENTICATE " + mech.encode() + b" " + base64.b64encode(initial))
+            tag = s.send(
+                b"AUTHENTICATE " + mech.encode() + b" " + b2a_base64(initial, newline=False)
+            )
             initial = None
         else:
             tag = s.send(b"AUTHENTICATE " + mech.encode())
@@ -194,9 +234,9 @@ def _login(s: _Session, login: Login, caps: frozenset[str]) -> frozenset[str]:
             if not isinstance(ev, Continuation):
                 raise GiveUp("no continuation")
             if initial is None:  # CRAM-MD5: the server's challenge first
-                challenge = base64.b64decode(ev.text, validate=True)
+                challenge = a2b_base64(ev.text, strict_mode=True)  # b64decode(validate=True)
                 initial = sasl.cram_md5(login.user, login.secrets.password(), challenge)
-            s.sock.sendall(base64.b64encode(initial) + b"\r\n")
+            s.sock.sendall(b2a_base64(initial, newline=False) + b"\r\n")
     else:
         raise GiveUp(f"login mechanism {mech}")
     done = s.until(tag)
@@ -223,7 +263,11 @@ def look(login: Login) -> Listing | None:
 
 
 def _look(login: Login) -> Listing:
-    sock = socket.create_connection((login.host, login.port), timeout=login.timeout)
+    # an ASCII host name as bytes (getaddrinfo takes them): what the idna codec would make of
+    # it, without importing that codec (and unicodedata) at every run
+    host = login.host.encode("ascii") if login.host.isascii() else login.host
+    address = (host, login.port)
+    sock = socket.create_connection(address, timeout=login.timeout)  # type: ignore[arg-type]
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if login.implicit_tls:

@@ -8,8 +8,9 @@ OfflineIMAP. Payloads are returned raw; the transport base64-encodes them (RFC 3
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from mailtwin.model import Frozen, _set
 
 if TYPE_CHECKING:
     from mailtwin.errors import AuthError
@@ -40,12 +41,17 @@ class Secrets(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Password:
+class Password(Frozen):
     """A password known in advance (and no OAuth2)."""
 
-    value: str = ""
+    __match_args__ = ("value",)
+    __slots__ = __match_args__
+    _hidden = frozenset(__match_args__)  # never in a repr
+    value: str
     has_token = False
+
+    def __init__(self, value: str = "") -> None:
+        _set(self, "value", value)
 
     def password(self) -> str:
         return self.value
@@ -57,10 +63,15 @@ class Password:
         pass
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(Frozen):
+    __match_args__ = ("mechanism", "offered")
+    __slots__ = __match_args__
     mechanism: str | None  # None: nothing allowed is offered
     offered: tuple[str, ...]  # what the server offers, for the error message
+
+    def __init__(self, mechanism: str | None, offered: tuple[str, ...]) -> None:
+        _set(self, "mechanism", mechanism)
+        _set(self, "offered", offered)
 
 
 def offered(caps: Iterable[str]) -> tuple[str, ...]:

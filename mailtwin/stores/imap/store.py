@@ -11,6 +11,7 @@ import asyncio
 import re
 import tempfile
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -55,7 +56,9 @@ FETCH_BATCH = 200  # messages per UID FETCH command (all batches are pipelined)
 MAX_UNREADABLE = 10  # messages a server may hang up on in one fetch before we give up
 KEY_BATCH = 2000  # messages per UID FETCH of headers for content keys
 SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk; smaller ones stay bytes
-APPEND_BATCH_BYTES = 8 * 1024 * 1024  # uploads sent as one batch (one MULTIAPPEND)
+# uploads sent as one batch (one MULTIAPPEND). One batch is sent while the next is received, so
+# a few MB each: the source server streams the next while the target stores this one
+APPEND_BATCH_BYTES = 4 * 1024 * 1024
 APPEND_BATCH_COUNT = 1000
 _FLAG = re.compile(r"\\?[^\x00-\x20(){%*\"\\\]\x7f-\U0010ffff]+\Z")
 
@@ -104,15 +107,30 @@ class _Session:
 
 
 class _Pool:
-    """Up to ``size`` connections, opened on demand; a lease prefers the one that has the
-    wanted folder selected."""
+    """Up to ``size`` connections, opened on demand. A folder keeps to the connection that has
+    it selected, even when that one is busy, and a connection whose folder is open elsewhere
+    is taken only when no other will do: folders synced side by side each stay on their own
+    connection instead of selecting one another's away (a SELECT of a big folder costs the
+    server tens of milliseconds). When the server refuses an extra connection (a per-user
+    limit, e.g. Dovecot's ``[LIMIT]``), the pool keeps to those it has: ``size`` shrinks."""
 
-    def __init__(self, opener: Callable[[], Awaitable[Connection]], size: int) -> None:
+    def __init__(
+        self,
+        opener: Callable[[], Awaitable[Connection]],
+        size: int,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self._open = opener
         self._size = max(1, size)
+        self._say = say
         self._opening = 0
         self.sessions: list[_Session] = []
         self.dropped: list[_Session] = []  # broken, left to close with the store
+        self.open: Counter[str] = Counter()  # folders open (ImapFolder) by name
+
+    @property
+    def size(self) -> int:
+        return self._size
 
     async def first(self) -> _Session:
         self._drop_broken()
@@ -148,19 +166,31 @@ class _Pool:
         for s in idle:
             if s.selected == folder:
                 return s
-        if idle:
-            return idle[0]
+        if folder is not None:
+            for s in self.sessions:
+                if s.selected == folder:
+                    return s  # busy: wait for it rather than select the folder a second time
+        for s in idle:
+            if s.selected is None or not self.open[s.selected]:
+                return s
         if len(self.sessions) + self._opening < self._size:
             self._opening += 1
             try:
                 s = _Session(await self._open())
+            except ConnectionFailed as e:
+                if not self.sessions:
+                    raise  # nothing to fall back on: the caller reports it
+                # an extra connection is a luxury: go on with the ones that work
+                self._size = max(1, len(self.sessions) + self._opening - 1)
+                if self._say is not None:
+                    self._say(f"extra connection refused ({e}); going on with {self._size}")
+            else:
+                self.sessions.append(s)
+                return s
             finally:
                 self._opening -= 1
-            self.sessions.append(s)
-            return s
-        for s in self.sessions:
-            if s.selected == folder:
-                return s
+        if idle:
+            return idle[0]
         return await self.first()
 
 
@@ -169,7 +199,7 @@ class ImapStore:
 
     def __init__(self, settings: ImapSettings) -> None:
         self.settings = settings
-        self._pool = _Pool(self._connection, settings.maxconnections)
+        self._pool = _Pool(self._connection, settings.maxconnections, self._say)
         self._caps = StoreCaps(flags=None, knows_new_ids=False)
         self.server_caps: frozenset[str] = frozenset()
         self._listed: dict[str, FolderStamp | None] = {}  # stamps the listing's LIST-STATUS gave
@@ -178,6 +208,12 @@ class ImapStore:
     @property
     def caps(self) -> StoreCaps:
         return self._caps
+
+    @property
+    def capacity(self) -> int:
+        """How many connections this store may use: fewer than ``maxconnections`` once the
+        server refused one."""
+        return self._pool.size
 
     def _say(self, line: str) -> None:
         if self.settings.debug is not None:
@@ -314,6 +350,7 @@ class ImapStore:
         readonly = readonly or self.settings.readonly
         async with self._pool.lease(name, context=_context(name)) as s:
             info = await self._select(s, name, readonly)
+        self._pool.open[name] += 1
         return ImapFolder(self, name, readonly, info)
 
     async def _select(self, s: _Session, name: str, readonly: bool) -> SelectInfo:
@@ -363,6 +400,7 @@ class ImapFolder:
         self._context = _context(name)
         self.readonly = readonly
         self.info = info
+        self._closed = False
         # keywords this server refused to store in this folder during this sync (the engine
         # remembers them, and leaves them alone from then on)
         self.unkept: set[str] = set()
@@ -513,48 +551,45 @@ class ImapFolder:
         seq = -1  # its sequence number
         into: BodyWriter | None = None  # where chunks go: the writer, inside its BODY[] only
 
-        async def deliver(ev: Event) -> None:
-            nonlocal writer, seq, into
-            if isinstance(ev, BodyChunk):
-                if into is not None:
-                    await into.write(ev.data)
-            elif isinstance(ev, BodyStart):
-                progress.bare = None
-                if ev.section.upper() == b"BODY[]":
-                    if writer is not None:  # a second BODY[] in one response: keep the last
-                        w, writer, into = writer, None, None
-                        await w.abort()
-                    writer = into = await sink.begin()
-                    seq = ev.seq
-            elif isinstance(ev, BodyEnd):
-                into = None
-            elif isinstance(ev, Untagged):
-                item = parse.fetch_item(ev)
-                if item is None or item.uid is None:
-                    return
-                progress.bare = None
-                if writer is not None and item.seq == seq:
-                    w, writer = writer, None
-                    progress.done.add(item.uid)
-                    await w.finish(item.uid, item.internal_date)
-                elif item.body is not None:  # sent as a quoted string, not a literal
-                    progress.done.add(item.uid)
-                    w = await sink.begin()
-                    await w.write(item.body)
-                    await w.finish(item.uid, item.internal_date)
-                elif item.flags is None:  # not a flag update: our FETCH, without the body
-                    progress.bare = item.uid
-
         async def on(ev: Event) -> None:
-            # the sink refusing one message skips that one; any other error stops the fetch
-            nonlocal writer, into
+            # runs once per body chunk: one coroutine, the common events first
+            nonlocal writer, seq, into
             try:
-                await deliver(ev)
+                if isinstance(ev, BodyChunk):
+                    if into is not None:
+                        await into.write(ev.data)
+                elif isinstance(ev, BodyStart):
+                    progress.bare = None
+                    if ev.section.upper() == b"BODY[]":
+                        if writer is not None:  # a second BODY[] in one response: keep the last
+                            w, writer, into = writer, None, None
+                            await w.abort()
+                        writer = into = await sink.begin()
+                        seq = ev.seq
+                elif isinstance(ev, BodyEnd):
+                    into = None
+                elif isinstance(ev, Untagged):
+                    item = parse.fetch_item(ev)
+                    if item is None or item.uid is None:
+                        return
+                    progress.bare = None
+                    if writer is not None and item.seq == seq:
+                        w, writer = writer, None
+                        progress.done.add(item.uid)
+                        await w.finish(item.uid, item.internal_date)
+                    elif item.body is not None:  # sent as a quoted string, not a literal
+                        progress.done.add(item.uid)
+                        w = await sink.begin()
+                        await w.write(item.body)
+                        await w.finish(item.uid, item.internal_date)
+                    elif item.flags is None:  # not a flag update: our FETCH, without the body
+                        progress.bare = item.uid
             except MessageError as e:
-                w, writer, into = writer, None, None
+                # the sink refusing one message skips that one; any other error stops the fetch
+                dropped, writer, into = writer, None, None
                 refused.append(e)
-                if w is not None:
-                    await w.abort()
+                if dropped is not None:
+                    await dropped.abort()
 
         cmds = [[b"UID", b"FETCH", s, b"(UID INTERNALDATE BODY.PEEK[])"] for s in sets]
         try:
@@ -763,7 +798,9 @@ class ImapFolder:
         return out
 
     async def close(self) -> None:
-        pass
+        if not self._closed:
+            self._closed = True
+            self._store._pool.open[self._name] -= 1
 
 
 def _context(name: str) -> str:
@@ -866,7 +903,11 @@ class _Receiver:
     per batch where offered (one server transaction: several times faster on Dovecot), else
     pipelined APPENDs; literals non-synchronizing with LITERAL+. A refused MULTIAPPEND is sent
     again message by message, so only the bad ones fail. New UIDs come from APPENDUID; without
-    UIDPLUS, from searching Message-IDs above the UIDNEXT seen before."""
+    UIDPLUS, from searching Message-IDs above the UIDNEXT seen before.
+
+    A full batch is sent by a task of its own while the next one is received (at most one in
+    flight: memory stays at two batches); close() waits for it, so every message reported
+    delivered was acknowledged by the server."""
 
     def __init__(self, folder: ImapFolder, meta: Mapping[MessageId, MessageInfo]) -> None:
         self._folder = folder
@@ -874,6 +915,7 @@ class _Receiver:
         self._session: _Session | None = None
         self._batch: list[_Message] = []
         self._batch_bytes = 0
+        self._sending: asyncio.Task[None] | None = None  # the batch in flight
         self._uidnext: int | None = None
         self._unknown: list[_Message] = []  # delivered, UID not known, has a Message-ID
         self.result = ReceiveResult()
@@ -911,10 +953,23 @@ class _Receiver:
         self._batch.append(_Message(source_id, spool, size, key, mid, flags, when, kept))
         self._batch_bytes += size
         if self._batch_bytes >= APPEND_BATCH_BYTES or len(self._batch) >= APPEND_BATCH_COUNT:
-            await self._flush()
+            await self._sent()
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            self._sending = asyncio.create_task(self._send(batch))
+
+    async def _sent(self) -> None:
+        """Wait for the batch in flight (its failure is raised here)."""
+        task, self._sending = self._sending, None
+        if task is not None:
+            await task
 
     async def _flush(self) -> None:
+        """Send what is left, once the batch in flight is done."""
+        await self._sent()
         batch, self._batch, self._batch_bytes = self._batch, [], 0
+        await self._send(batch)
+
+    async def _send(self, batch: list[_Message]) -> None:
         if not batch:
             return
         caps = self._folder._store.server_caps
@@ -1013,7 +1068,13 @@ class _Receiver:
         return self._folder.info.uidnext
 
     async def close(self) -> ReceiveResult:
-        await self._flush()
+        try:
+            await self._flush()
+        finally:  # not sent (the batch before failed): closed, never reported as delivered
+            for m in self._batch:
+                if not isinstance(m.spool, bytes):
+                    m.spool.close()
+            self._batch = []
         if self._unknown and self._uidnext is not None:
             await self._find_unknown(self._uidnext)
         return self.result

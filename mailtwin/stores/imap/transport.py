@@ -437,9 +437,21 @@ class Connection:
         await self._flush()
         pending = {t for t in tags if t not in self._done}
         failed: MailtwinError | OSError | None = None
+        framer = self._framer
         try:
             while pending:
-                ev = await self._next_event()
+                # _next_event() inlined: this loop runs once per body chunk and response
+                try:
+                    ev = framer.next_event()
+                except ServerProtocolError as e:
+                    raise self._fail(str(e), ServerProtocolError) from e
+                if ev is None:
+                    await self._read()
+                    continue
+                if isinstance(ev, Untagged):
+                    self._note(ev)
+                if self._debug is not None:
+                    self._say_event(ev)
                 if isinstance(ev, Tagged):
                     self._completed(ev)
                     pending.discard(ev.tag)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import IO
 
 from mailtwin.errors import ServerProtocolError, cut
+from mailtwin.model import Frozen, _set
 
 # one response line with its inlined literals: room for a SEARCH of ~500k UIDs, yet bounded
 LINE_CAP = 4 * 1024 * 1024
@@ -33,12 +33,17 @@ _ASTRING_SAFE = re.compile(rb'[^(){ %*"\\\x00-\x1f\x7f-\xff]+\Z')
 _QUOTABLE = re.compile(rb"[^\x00\r\n\x80-\xff]*\Z")
 
 
-@dataclass(frozen=True, slots=True)
-class Literal:
+class Literal(Frozen):
     """An argument sent as a literal: bytes, or a file read from its current position."""
 
+    __match_args__ = ("data", "size")
+    __slots__ = __match_args__
     data: bytes | IO[bytes]
     size: int
+
+    def __init__(self, data: bytes | IO[bytes], size: int) -> None:
+        _set(self, "data", data)
+        _set(self, "size", size)
 
     @classmethod
     def of(cls, data: bytes) -> Literal:
@@ -48,16 +53,22 @@ class Literal:
 Arg = bytes | Literal
 
 
-@dataclass(frozen=True, slots=True)
-class Piece:
+class Piece(Frozen):
     """One part of an encoded command: ``text`` first, then ``literal`` (if any).
 
     ``sync``: wait for the server's "+" between the text and the literal.
     """
 
+    __match_args__ = ("text", "literal", "sync")
+    __slots__ = __match_args__
     text: bytes
-    literal: Literal | None = None
-    sync: bool = False
+    literal: Literal | None
+    sync: bool
+
+    def __init__(self, text: bytes, literal: Literal | None = None, sync: bool = False) -> None:
+        _set(self, "text", text)
+        _set(self, "literal", literal)
+        _set(self, "sync", sync)
 
 
 def quoted(value: bytes) -> bytes:
@@ -153,28 +164,43 @@ def uid_sets(
 # ---- framing ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Tagged:
+class Tagged(Frozen):
     """A command's completion: its tag, OK / NO / BAD, and the rest (response code and text)."""
 
+    __match_args__ = ("tag", "status", "text")
+    __slots__ = __match_args__
     tag: bytes
     status: str
     text: bytes
 
+    def __init__(self, tag: bytes, status: str, text: bytes) -> None:
+        _set(self, "tag", tag)
+        _set(self, "status", status)
+        _set(self, "text", text)
 
-@dataclass(frozen=True, slots=True)
-class Continuation:
+
+class Continuation(Frozen):
+    __match_args__ = ("text",)
+    __slots__ = __match_args__
     text: bytes
 
+    def __init__(self, text: bytes) -> None:
+        _set(self, "text", text)
 
-@dataclass(frozen=True, slots=True)
-class Untagged:
+
+class Untagged(Frozen):
     """One untagged response (``* ...``). ``parts`` is the line split at each inlined literal:
     ``parts[i]`` ends with its ``{n}`` marker and ``literals[i]`` follows it. A streamed body's
     literal is not kept: its marker is replaced by ``NIL``."""
 
+    __match_args__ = ("parts", "literals")
+    __slots__ = __match_args__
     parts: tuple[bytes, ...]
-    literals: tuple[bytes, ...] = ()
+    literals: tuple[bytes, ...]
+
+    def __init__(self, parts: tuple[bytes, ...], literals: tuple[bytes, ...] = ()) -> None:
+        _set(self, "parts", parts)
+        _set(self, "literals", literals)
 
     def head(self) -> tuple[int | None, bytes]:
         """The response's number (``* 3 EXISTS``) if any and its upper-cased keyword."""
@@ -188,23 +214,32 @@ class Untagged:
         return b"".join(self.parts)
 
 
-@dataclass(frozen=True, slots=True)
-class BodyStart:
+class BodyStart(Frozen):
     """A FETCH response's body section begins: message ``seq``, ``size`` bytes follow."""
 
+    __match_args__ = ("seq", "section", "size")
+    __slots__ = __match_args__
     seq: int
     section: bytes
     size: int
 
+    def __init__(self, seq: int, section: bytes, size: int) -> None:
+        _set(self, "seq", seq)
+        _set(self, "section", section)
+        _set(self, "size", size)
 
-@dataclass(frozen=True, slots=True)
-class BodyChunk:
+
+class BodyChunk(Frozen):
+    __match_args__ = ("data",)
+    __slots__ = __match_args__
     data: bytes
 
+    def __init__(self, data: bytes) -> None:
+        _set(self, "data", data)
 
-@dataclass(frozen=True, slots=True)
-class BodyEnd:
-    pass
+
+class BodyEnd(Frozen):
+    __slots__ = ()
 
 
 Event = Tagged | Continuation | Untagged | BodyStart | BodyChunk | BodyEnd
