@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
@@ -211,8 +212,81 @@ def _demo(argv: list[str]) -> int:
     return demo(argv)
 
 
+# What build_parser() makes of no flags at all; the fast path below starts from it.
+_DEFAULTS: dict[str, object] = {
+    "version": False,
+    "full_version": False,
+    "dry_run": False,
+    "info": False,
+    "restore": False,
+    "allow_deletions": False,
+    "single": False,
+    "profiledir": None,
+    "accounts": None,
+    "configfile": None,
+    "debugtype": None,
+    "logfile": None,
+    "syslog": False,
+    "folders": None,
+    "overrides": [],
+    "once": False,
+    "quick": False,
+    "interface": None,
+    "deletefolder": None,
+    "migrate_fmd5": False,
+    "mbnames_prune": False,
+}
+_SWITCHES = {
+    "-o": "once",
+    "-1": "single",
+    "-q": "quick",
+    "-s": "syslog",
+    "--dry-run": "dry_run",
+    "--info": "info",
+    "--restore-missing": "restore",
+    "--allow-deletions": "allow_deletions",
+}
+_VALUED = {
+    "-c": "configfile",
+    "-a": "accounts",
+    "-d": "debugtype",
+    "-l": "logfile",
+    "-f": "folders",
+    "-u": "interface",
+}
+
+
+def quick_parse(argv: Sequence[str]) -> SimpleNamespace | None:
+    """The flags of a plain sync (a cron line's ``-c FILE -o -u quiet``) read without building
+    the argparse parser, which costs a few milliseconds of a no-op run; None for anything else
+    (help, an error, an abbreviation, joined flags, a value that starts with '-'), which
+    argparse then reads. A unit test checks both agree."""
+
+    values = dict(_DEFAULTS, overrides=[])
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in _SWITCHES:
+            values[_SWITCHES[word]] = True
+        elif (word in _VALUED or word == "-k") and i + 1 < len(argv):
+            value = argv[i + 1]
+            if value.startswith("-"):
+                return None
+            if word == "-k":
+                values["overrides"].append(value)  # type: ignore[attr-defined]
+            else:
+                values[_VALUED[word]] = value
+            i += 1
+        else:
+            return None
+        i += 1
+    return SimpleNamespace(**values)
+
+
 def _sync(argv: list[str]) -> int:
-    ns = build_parser().parse_args(argv)
+    ns: argparse.Namespace | SimpleNamespace | None = quick_parse(argv)
+    if ns is None:
+        ns = build_parser().parse_args(argv)
     if ns.version or ns.full_version:
         _print_version(full=ns.full_version and not ns.version)
         return 0
@@ -224,7 +298,7 @@ def _sync(argv: list[str]) -> int:
     return run(config, opts)
 
 
-def parse(ns: argparse.Namespace) -> tuple[Config, RunOptions]:
+def parse(ns: argparse.Namespace | SimpleNamespace) -> tuple[Config, RunOptions]:
     """Parsed flags → the checked Config and the RunOptions; warnings go to stderr (not with
     -u quiet), before any error so that a typo's warning explains a missing option."""
     from pathlib import Path

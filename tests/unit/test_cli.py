@@ -9,11 +9,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mailtwin import __version__
+from mailtwin import __version__, cli
 from mailtwin.cli import main
 from mailtwin.config import Config
-from mailtwin.errors import FolderError, InternalError, LockedError
+from mailtwin.errors import FolderError, InternalError, LockedError, UsageError
 from mailtwin.sync.options import RunOptions
 
 CONFIG = """
@@ -405,3 +407,48 @@ def test_demo_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mailtwin.demo", module)
     assert main(["demo", "--keep", "-x"]) == 0
     assert seen == [["--keep", "-x"]]
+
+
+_WORDS = [
+    *cli._SWITCHES,
+    *cli._VALUED,
+    "-k",
+    "x",
+    "a,b",
+    "",
+    "-",
+    "--",
+    "-x",
+    "--dry",
+    "-oq",
+    "-cFILE",
+    "--info=1",
+    "-h",
+    "--version",
+    "-V",
+    "-P",
+    "--mbnames-prune",
+]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=8))
+def test_quick_parse_reads_flags_as_argparse_does(argv: list[str]) -> None:
+    """The fast path reads a plain sync's flags exactly as argparse would, and leaves the rest
+    (errors, help, abbreviations, joined flags) to argparse."""
+    quick = cli.quick_parse(argv)
+    try:
+        full = vars(cli.build_parser().parse_args(argv))
+    except (cli._Exit, UsageError):
+        assert quick is None  # an error or help: argparse's to say
+        return
+    if quick is not None:
+        assert vars(quick) == full
+
+
+def test_quick_parse_takes_a_cron_line() -> None:
+    ns = cli.quick_parse(["-c", "rc", "-o", "-u", "quiet", "-k", "a:b=c", "-k", "d=e"])
+    assert ns is not None
+    assert (ns.configfile, ns.once, ns.interface) == ("rc", True, "quiet")
+    assert ns.overrides == ["a:b=c", "d=e"]
+    assert cli.quick_parse(["-c", "-o"]) is None and cli.quick_parse(["-h"]) is None
