@@ -90,6 +90,15 @@ class ServerProtocolError(ProtocolError):
     """The server said something we cannot understand."""
 
 
+class ResponseFlood(ServerProtocolError):
+    """The server sent more than a response can hold (more folders than any account has): the
+    connection is dropped rather than read to its end, and not tried again."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.retry = False
+
+
 class ClientProtocolError(ProtocolError):
     """We sent something the server rejected as BAD: a bug on our side."""
 

@@ -49,11 +49,15 @@ class Session:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def stream(self, head: bytes, total: int, key: str, chunk: int = 64 * 1024) -> None:
-        """Send ``head``, then up to ``total`` bytes of filler, counting what got out under
-        ``key`` until the client stops reading (then the connection is dropped)."""
+    async def stream(
+        self, head: bytes, total: int, key: str, chunk: int = 64 * 1024, block: bytes = b""
+    ) -> None:
+        """Send ``head``, then up to ``total`` bytes of filler (``block`` again and again, or
+        x's), counting what got out under ``key`` until the client stops reading (then the
+        connection is dropped)."""
         await self.send(head)
-        block = b"x" * chunk
+        block = block or b"x" * chunk
+        chunk = len(block)
         sent = 0
         try:
             while sent < total:

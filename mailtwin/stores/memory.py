@@ -202,17 +202,29 @@ class MemoryFolder:
         return _MemSink(self, meta)
 
     async def store_flags(self, changes: Sequence[FlagChange]) -> None:
-        for c in changes:
-            self.store.count_write()
-            m = self.data.messages.get(c.id) if isinstance(c.id, int) else None
-            if m is not None:
-                m.flags = (m.flags | c.add) - c.remove
+        try:
+            for c in changes:
+                self.store.count_write()
+                m = self.data.messages.get(c.id) if isinstance(c.id, int) else None
+                if m is not None:
+                    m.flags = (m.flags | c.add) - c.remove
+        finally:
+            self._stamp_now()
 
     async def delete(self, ids: Sequence[MessageId]) -> None:
-        for mid in ids:
-            self.store.count_write()
-            if isinstance(mid, int):
-                self.data.messages.pop(mid, None)
+        try:
+            for mid in ids:
+                self.store.count_write()
+                if isinstance(mid, int):
+                    self.data.messages.pop(mid, None)
+        finally:
+            self._stamp_now()
+
+    def _stamp_now(self) -> None:
+        """Our own writes get their mod-sequences at once, as a CONDSTORE server gives them:
+        a later change that undoes one (a test's direct edit) then still shows as a change."""
+        if self.store.condstore:
+            self.data.observe()
 
     async def close(self) -> None:
         return None

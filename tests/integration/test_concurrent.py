@@ -24,7 +24,8 @@ MID = re.compile(rb"^Message-ID: <m([^@>]*)@", re.M | re.I)
 @pytest.fixture
 def env(dovecot: Dovecot, imap_user: User, tmp_path: Path, proxy: Proxy) -> Env:
     e = Env(dovecot, imap_user, tmp_path)
-    e.write_config(port=proxy.port, general="socktimeout = 10")
+    # folders one after another: each hook below fires at the moment of one folder's sync
+    e.write_config(port=proxy.port, general="socktimeout = 10", remote="maxconnections = 1")
     return e
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mailtwin.stores.imap import probe, sasl
 from tests.dovecot import Dovecot, User
 from tests.fakeimap import FakeImap, Message, Request, Session
 from tests.integration.helpers import msg
@@ -201,6 +202,12 @@ async def endless_line(s: Session, r: Request) -> bool:
     return True
 
 
+async def list_flood(s: Session, r: Request) -> bool:
+    # well-formed lines, without end: only a count can stop it
+    await s.stream(b"", FILLER, "flood", block=b'* LIST () "/" Folder\r\n' * 3000)
+    return True
+
+
 async def garbage(s: Session, r: Request) -> bool:
     if b"BODY.PEEK[]" in r.line or s.selected != b"INBOX":
         return False
@@ -232,6 +239,7 @@ SCENARIOS = {
     "huge body": ("UID FETCH", huge_body, "1000000000000-byte message", "body"),
     "huge literal": ("LIST", huge_literal, "1000000000000-byte literal", "literal"),
     "endless line": ("LIST", endless_line, "longer than", "line"),
+    "LIST flood": ("LIST", list_flood, "lists more than 100,000 folders", "flood"),
     "garbage": ("UID FETCH", garbage, "nests deeper", None),
     "tagged BAD": ("SELECT", bad, "rejected our SELECT", None),
     "BYE mid-command": ("UID FETCH", bye, "shutting down now", None),
@@ -268,3 +276,20 @@ def test_broken_server_fails_its_account_only(
         assert messages(fake_root / "INBOX") == []
     assert "account real: done" in p.stdout, p.stdout
     assert messages(tmp_path / "root" / "Real" / "INBOX") == [real.replace(b"\r\n", b"\n")]
+
+
+def test_pre_flight_look_hangs_up_on_a_list_flood(fake: FakeImap) -> None:
+    """The blocking look before the engine keeps the same bound, and leaves it to the engine."""
+
+    async def login(s: Session, r: Request) -> bool:
+        await s.send(r.tag + b" OK [CAPABILITY IMAP4rev1 LIST-STATUS CONDSTORE] in\r\n")
+        return True
+
+    fake.on("AUTHENTICATE", login)
+    fake.on("LIST", list_flood)
+    login_as = probe.Login(
+        "127.0.0.1", fake.port, "joe", sasl.Password("pw-fake-joe"), ("PLAIN",), "", 10.0, None,
+        False,
+    )  # fmt: skip
+    assert probe.look(login_as) is None
+    assert 0 < fake.sent_after("flood") < BOUNDED, fake.sent_after("flood")

@@ -205,3 +205,18 @@ TestSyncMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_a_flag_change_undone_after_our_store_is_seen() -> None:
+    """Found by the machine: a sync stores \\Seen on B, then B loses it again. A server gives our
+    STORE its own mod-sequence, so the undo is a change the next snapshot (derived since the sync
+    point) must show; the in-memory store used to give mod-sequences only when it was looked at."""
+    m = SyncMachine()
+    m.add(flags=set(), side=Side.A)
+    m.sync()
+    m.toggle(flag="\\Seen", pick=0, side=Side.A)
+    m.sync_with_unreadable(pick=0, side=Side.A)
+    m.toggle(flag="\\Seen", pick=0, side=Side.B)
+    m.sync()
+    m.converged_after_sync()
+    m.teardown()

@@ -25,6 +25,8 @@ from mailtwin.stores.imap.wire import Continuation, Tagged, Untagged
 # the engine's store lists and stamps folders with these too
 STAMP_ITEMS = ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "HIGHESTMODSEQ")
 STAMP_ARG = b"(" + " ".join(STAMP_ITEMS).encode() + b")"
+# more folders than any account has: a server that lists more is flooding us
+MAX_FOLDERS = 100_000
 _READ = 64 * 1024
 
 # a name as the fast paths accept it: an atom or a quoted string with \\ and \" escapes
@@ -300,6 +302,8 @@ def _look(login: Login) -> Listing:
                 entry = list_line(line)
                 if entry is None:
                     raise GiveUp("a LIST line")
+                if len(folders) >= MAX_FOLDERS:
+                    raise GiveUp("too many folders")  # the engine hangs up and says so
                 name, sep, attrs = entry
                 selectable = not attrs & {"\\noselect", "\\nonexistent"}
                 folders.append(FolderInfo(folder_name(name), sep, selectable))
@@ -307,6 +311,8 @@ def _look(login: Login) -> Listing:
                 st = status_line(line)
                 if st is None:
                     raise GiveUp("a STATUS line")
+                if len(stamps) >= MAX_FOLDERS:
+                    raise GiveUp("too many folders")
                 stamps[folder_name(st[0])] = stamp(st[1])
 
         cmd = b'LIST "" "*" RETURN (STATUS ' + STAMP_ARG + b")"

@@ -19,7 +19,14 @@ from datetime import datetime
 from typing import IO
 
 from mailtwin.content import HEADER_CAP, KeyBuilder, LfToCrlf, key_of, message_id
-from mailtwin.errors import ConnectionFailed, FolderError, InternalError, MessageError, cut
+from mailtwin.errors import (
+    ConnectionFailed,
+    FolderError,
+    InternalError,
+    MessageError,
+    ResponseFlood,
+    cut,
+)
 from mailtwin.model import (
     ContentKey,
     Delivered,
@@ -37,7 +44,7 @@ from mailtwin.stores.imap import parse, wire
 from mailtwin.stores.imap.changes import Changes
 from mailtwin.stores.imap.changes import commands as changes_commands
 from mailtwin.stores.imap.parse import SelectInfo
-from mailtwin.stores.imap.probe import STAMP_ARG, folder_name, stamp
+from mailtwin.stores.imap.probe import MAX_FOLDERS, STAMP_ARG, folder_name, stamp
 from mailtwin.stores.imap.sasl import Secrets
 from mailtwin.stores.imap.tls import TlsPolicy
 from mailtwin.stores.imap.transport import Connection, Done
@@ -288,10 +295,14 @@ class ImapStore:
                 return
             word = ev.parts[0][2:9].upper()
             if word.startswith(b"LIST "):
+                if len(entries) >= MAX_FOLDERS:
+                    raise ResponseFlood(f"the server lists more than {MAX_FOLDERS:,} folders")
                 entries.append(parse.list_entry(ev))
             elif word == b"STATUS ":
                 name, items = parse.status_items(ev)
                 listed[folder_name(name)] = stamp(items)
+                if len(listed) > MAX_FOLDERS:
+                    raise ResponseFlood(f"the server lists more than {MAX_FOLDERS:,} folders")
 
         async with self._pool.lease() as s:
             cmd: list[Arg] = [b"LIST", b'""', b"*"]

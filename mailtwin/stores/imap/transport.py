@@ -20,6 +20,7 @@ from mailtwin.errors import (
     ClientProtocolError,
     ConnectionFailed,
     MailtwinError,
+    ResponseFlood,
     ServerProtocolError,
     cut,
 )
@@ -433,7 +434,7 @@ class Connection:
     async def wait(self, tags: Sequence[bytes], handler: Handler | None = None) -> list[Done]:
         """Read until every tag completed, passing untagged data to ``handler``. A server BAD
         raises ClientProtocolError. A handler's error (MailtwinError, OSError) is raised once the
-        commands completed, so the connection stays usable."""
+        commands completed, so the connection stays usable; but ResponseFlood, at once."""
         await self._flush()
         pending = {t for t in tags if t not in self._done}
         failed: MailtwinError | OSError | None = None
@@ -460,6 +461,9 @@ class Connection:
                 elif handler is not None and failed is None:
                     try:
                         await handler(ev)
+                    except ResponseFlood as e:
+                        # reading on would let the server go on for ever: hang up now
+                        raise self._fail(str(e), ResponseFlood) from e
                     except (MailtwinError, OSError) as e:
                         failed = e
         except asyncio.CancelledError:
