@@ -336,11 +336,11 @@ def parse(ns: argparse.Namespace | SimpleNamespace) -> tuple[Config, RunOptions]
             only_accounts=accounts,
         )
     except MailtwinError:
-        _print_warnings(warnings, ui)
+        _print_warnings(warnings, ui, ns.logfile)
         raise
     if ui is None and config.general.ui is not None:
         ui = ui_kind(config.general.ui)
-    _print_warnings(warnings, ui)
+    _print_warnings(warnings, ui, ns.logfile)
 
     if ns.info:  # OfflineIMAP shows --info with its full UI whatever -u says
         ui = "basic"
@@ -364,12 +364,20 @@ def parse(ns: argparse.Namespace | SimpleNamespace) -> tuple[Config, RunOptions]
     return config, opts
 
 
-def _print_warnings(warnings: list[str], ui: str | None) -> None:
+def _print_warnings(warnings: list[str], ui: str | None, logfile: str | None) -> None:
+    import contextlib
+
     from mailtwin.ui import output
 
+    lines = [f"{PROG}: warning: {output.clean(message)}" for message in warnings]
     if ui != "quiet":
-        for message in warnings:
-            print(f"{PROG}: warning: {output.clean(message)}", file=sys.stderr)
+        for line in lines:
+            print(line, file=sys.stderr)
+    if lines and logfile is not None:
+        # said before the UI opens the -l file: it keeps them all the same, whatever -u shows
+        # (a file that cannot be opened is the UI's to report)
+        with contextlib.suppress(OSError), open(logfile, "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
 
 
 def _list(value: str | None, flag: str, what: str) -> tuple[str, ...] | None:

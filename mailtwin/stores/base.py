@@ -152,6 +152,12 @@ class Store(Protocol):
         """Create a folder (and its parents where the store needs them)."""
         ...
 
+    def check_new_folder(self, name: str) -> None:
+        """FolderError when create_folder would refuse ``name`` for its own reasons (a Maildir:
+        a path outside the root, a Maildir's own subdirectory name); a dry run asks, and
+        nothing is written. A server's refusal shows only when a real run asks it."""
+        ...
+
     async def open_folder(self, name: str, readonly: bool) -> Folder: ...
 
     async def stamps(self, names: Sequence[str]) -> dict[str, FolderStamp | None]:

@@ -296,6 +296,9 @@ class MaildirStore:
             seen.add((st.st_dev, st.st_ino))
             self._walk(root, full, sub, name + "/", found, seen)
 
+    def check_new_folder(self, name: str) -> None:
+        self.folder_path(name)  # the checks create_folder makes before its first mkdir
+
     async def create_folder(self, name: str) -> None:
         if self.readonly:
             raise InternalError(f"create_folder({name!r}) on a read-only Maildir store")

@@ -133,6 +133,9 @@ class MemoryStore:
         self.count_write()
         self.folders.setdefault(name, MemFolderData())
 
+    def check_new_folder(self, name: str) -> None:
+        return None
+
     async def open_folder(self, name: str, readonly: bool) -> MemoryFolder:
         if name not in self.folders:
             raise FolderError(f"no folder {name!r}")

@@ -279,6 +279,8 @@ class AccountSync:
             if not self.opts.dry_run:
                 await stores[s].create_folder(pair.name(s))  # refuses a name it cannot take
                 crashpoint.step(f"folder created on {s.value}")
+            else:
+                stores[s].check_new_folder(pair.name(s))  # as a real run would refuse it
             self.emit(ev.FolderCreated(name, s, label, self.opts.dry_run))
         if not missing and fstate is not None and pair_unchanged(fstate, now, db):
             zero = {s: 0 for s in Side}

@@ -165,6 +165,26 @@ def test_hostile_folder_names_fail_alone(tmp_path: Path, fake: FakeImap, sep: st
     assert tree(tmp_path / "root") == before
 
 
+def test_dry_run_refuses_the_names_a_real_run_refuses(tmp_path: Path, fake: FakeImap) -> None:
+    """--dry-run says "would create" only for what a real run creates, and the same ERRORs."""
+    for name in HOSTILE:
+        fake.folders[name] = [Message(1, BODY)]
+    rc = config(tmp_path, fake, None, None, "/")
+    dry = subprocess.run(
+        [sys.executable, "-m", "mailtwin", "-c", str(rc), "-o", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert dry.returncode == 1, dry.stderr
+    assert not (tmp_path / "root").exists() or not list((tmp_path / "root").rglob("cur"))
+    would = sorted(ln for ln in dry.stdout.splitlines() if "would create folder" in ln)
+    real = run(rc)
+    created = sorted(ln for ln in real.stdout.splitlines() if "created folder" in ln)
+    assert [ln.replace("would create", "created") for ln in would] == created, (would, created)
+    assert sorted(errors(dry)) == sorted(errors(real))
+
+
 def test_bad_modified_utf7_names_sync_as_they_are(tmp_path: Path, fake: FakeImap) -> None:
     """Names stay in modified UTF-7 on disk (as OfflineIMAP keeps them): a name that is not
     valid modified UTF-7 is no danger there, only shown undecoded."""

@@ -67,3 +67,12 @@ def test_quiet_prints_nothing_on_success(env: Env) -> None:
     p = env.run("-u", "quiet")
     assert p.stdout == "" and p.stderr == ""
     assert len(env.local("INBOX")) == 1
+
+
+def test_config_warnings_reach_the_log_file(env: Env) -> None:
+    """They are said before the log file opens: it gets them all the same (-u quiet too)."""
+    env.write_config(general="autorefesh = 5")  # a typo: warned, then the run goes on
+    log = env.tmp / "log"
+    p = env.run("-u", "quiet", "-l", str(log))
+    assert p.stderr == ""
+    assert "[general] autorefesh: unknown option" in log.read_text()

@@ -346,6 +346,9 @@ class ImapStore:
             out[n] = found.get(n)
         return out
 
+    def check_new_folder(self, name: str) -> None:
+        return None  # the server decides, when asked
+
     async def create_folder(self, name: str) -> None:
         self._writable(name)
         async with self._pool.lease() as s:
@@ -425,8 +428,9 @@ class ImapFolder:
         return self._store.caps
 
     def _lease(self, session: _Session | None) -> AbstractAsyncContextManager[_Session]:
-        """A connection, whatever it has selected (APPEND and STATUS need none)."""
-        return self._store._pool.lease(session=session, context=self._context)
+        """A connection, whatever it has selected (APPEND and STATUS need none); this folder's
+        own by preference, so that the free ones stay free for the folders that open next."""
+        return self._store._pool.lease(self._name, session, self._context)
 
     @asynccontextmanager
     async def _use(
