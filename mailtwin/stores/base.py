@@ -140,6 +140,12 @@ class Store(Protocol):
     @property
     def caps(self) -> StoreCaps: ...
 
+    @property
+    def capacity(self) -> int | None:
+        """How many folders may use the store at once (IMAP: its connections, fewer once the
+        server refused one); None: no limit (a Maildir)."""
+        ...
+
     async def connect(self) -> None: ...
 
     async def list_folders(self) -> list[FolderInfo]:

@@ -173,6 +173,10 @@ class MaildirStore:
     def caps(self) -> StoreCaps:
         return CAPS
 
+    @property
+    def capacity(self) -> int | None:
+        return None
+
     async def connect(self) -> None:
         # the root is made by the first create_folder: a missing root (an unmounted disk) then
         # lists as empty, which the planner treats as "synced folders gone", not as new

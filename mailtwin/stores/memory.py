@@ -116,6 +116,10 @@ class MemoryStore:
     def caps(self) -> StoreCaps:
         return self._caps
 
+    @property
+    def capacity(self) -> int | None:
+        return None
+
     def count_write(self) -> None:
         if self.readonly:
             raise InternalError("write to a read-only memory store")

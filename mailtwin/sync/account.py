@@ -13,6 +13,7 @@ from mailtwin.model import SIDE_NAME, FolderStamp, Side, Snapshot
 from mailtwin.state.lock import AccountLock
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder, Store
+from mailtwin.stores.imap.probe import STAMP_ITEMS
 from mailtwin.sync import crashpoint
 from mailtwin.sync.folder import CarryOver, Safety, sync_folder
 from mailtwin.sync.folders import FolderPair, check_name, pair_folders, repo_view
@@ -197,7 +198,7 @@ class AccountSync:
         async def worker() -> None:
             nonlocal ok, dropped, running
             while todo and not fatal and not self.stop():
-                if running > _room(stores):
+                if running > _room(stores, running):
                     running -= 1  # a server took fewer connections than asked: make way
                     return
                 pair = todo.pop(0)
@@ -384,19 +385,23 @@ def _planned(account: str, label: str, p: Plan) -> ev.FolderPlanned:
     )
 
 
+_MESSAGES = STAMP_ITEMS.index("MESSAGES")  # where an IMAP stamp keeps the folder's count
+
+
 def _size(pair: FolderPair, stamps: Sequence[Mapping[str, FolderStamp | None]]) -> int:
     """The most messages an IMAP side's stamp counts in this folder pair (0: not known)."""
     most = 0
     for s, got in zip(Side, stamps, strict=True):
         st = got.get(pair.name(s))
-        if st is not None and st.kind == "imap" and len(st.values) > 2:
-            most = max(most, st.values[2] or 0)  # MESSAGES (probe.STAMP_ITEMS)
+        if st is not None and st.kind == "imap" and len(st.values) > _MESSAGES:
+            most = max(most, st.values[_MESSAGES] or 0)
     return most
 
 
-def _room(stores: dict[Side, Store]) -> int:
-    """How many folder pairs the stores' open connections allow at once now."""
-    return min(getattr(st, "capacity", 1 << 30) for st in stores.values())
+def _room(stores: dict[Side, Store], running: int) -> int:
+    """How many folder pairs the stores' connections allow at once now (``running`` when
+    neither store limits them)."""
+    return min((c for st in stores.values() if (c := st.capacity) is not None), default=running)
 
 
 __all__ = ["AccountSync", "display", "make_store"]

@@ -217,7 +217,7 @@ class ImapStore:
         return self._caps
 
     @property
-    def capacity(self) -> int:
+    def capacity(self) -> int | None:
         """How many connections this store may use: fewer than ``maxconnections`` once the
         server refused one."""
         return self._pool.size
