@@ -232,3 +232,114 @@ def test_internaldate_format_round_trips() -> None:
     assert text == b'"03-Feb-2024 04:05:06 +0530"'
     item = parse.fetch_item(one(b"* 1 FETCH (UID 1 INTERNALDATE " + text + b")\r\n"))
     assert item is not None and item.internal_date == dt
+
+
+# ---- the fast paths and the codecs, held to imapclient's ----------------------------------------
+
+# imapclient is imported on first need only; these tests import it to compare against
+from imapclient import imap_utf7  # noqa: E402
+from imapclient.datetime_util import datetime_to_INTERNALDATE  # noqa: E402
+from imapclient.response_parser import parse_response  # noqa: E402
+
+
+def _imapclient_human(name: str) -> str:
+    """human_name as it was, over imapclient's own codec."""
+    try:
+        decoded = str(imap_utf7.decode(name.encode("ascii")))
+        if bytes(imap_utf7.encode(decoded)) == name.encode("ascii"):
+            return decoded
+    except (UnicodeError, ValueError, IndexError, TypeError):
+        pass
+    return name
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=30))
+def test_utf7_encoding_is_imapclients(name: str) -> None:
+    assert parse.utf7_name(name) == bytes(imap_utf7.encode(name)).decode("ascii")
+
+
+# names a server may send: mostly what modified UTF-7 is made of, canonical or not
+_UTF7ISH = st.text(st.sampled_from("&-,+/=AZaz09 Ab&-.xQ"), max_size=16) | st.text(
+    st.characters(exclude_categories=["Cs"]), max_size=8
+).map(parse.utf7_name)
+
+
+@given(_UTF7ISH)
+def test_human_name_is_imapclients(name: str) -> None:
+    assert parse.human_name(name) == _imapclient_human(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["R&D", "&Jjo", "&Jjo-", "&-", "&AGE-", "&AGEAYQ-", "a&b c-", "&,,,-"]
+)
+def test_human_name_keeps_what_is_not_canonical(name: str) -> None:
+    assert parse.human_name(name) == _imapclient_human(name)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1000, 1, 1),
+        timezones=st.builds(
+            lambda m: timezone(timedelta(minutes=m)), st.integers(-23 * 60 - 59, 23 * 60 + 59)
+        ),
+    )
+)
+def test_internaldate_is_imapclients(dt: datetime) -> None:
+    assert parse.internaldate(dt) == b'"' + datetime_to_INTERNALDATE(dt).encode("ascii") + b'"'
+
+
+def test_internaldate_of_a_naive_datetime_is_local_time() -> None:
+    naive = datetime(2024, 7, 1, 12, 0, 0)
+    text = parse.internaldate(naive)
+    item = parse.fetch_item(one(b"* 1 FETCH (UID 1 INTERNALDATE " + text + b")\r\n"))
+    assert item is not None and item.internal_date is not None
+    assert item.internal_date.timestamp() == naive.timestamp()
+
+
+# response-code arguments, FLAGS lists, SEARCH data: atoms, numbers and one level of parens
+_ARG_CHARS = st.sampled_from([*"\\*$:,.-+09az NIL()0123", "NIL", " ", "(", ")", "007"])
+
+
+@given(st.lists(_ARG_CHARS, max_size=20).map("".join))
+def test_simple_args_parse_as_imapclient_does(text: str) -> None:
+    raw = text.encode("ascii")
+    fast = parse._simple(raw)
+    if fast is None:
+        return  # left to imapclient
+    assert fast == tuple(parse_response([raw]))
+
+
+def test_simple_args_take_the_common_codes() -> None:
+    assert parse._simple(b"APPENDUID 38505 3955:3957") == (b"APPENDUID", 38505, b"3955:3957")
+    assert parse._simple(b"(\\Seen \\Answered \\*)") == ((b"\\Seen", b"\\Answered", b"\\*"),)
+    assert parse._simple(b"((a))") is None  # nested: imapclient's
+    assert parse._simple(b'"quoted"') is None
+
+
+_NAMES = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=12)
+
+
+def _quote(name: str) -> bytes:
+    return b'"' + name.replace("\\", "\\\\").replace('"', '\\"').encode() + b'"'
+
+
+@given(_NAMES, st.sampled_from([b'"/"', b'"."', b"NIL", b'"\\\\"']), st.booleans())
+def test_list_and_status_fast_paths_agree_with_imapclient(
+    name: str, sep: bytes, quoted: bool
+) -> None:
+    wire_name = _quote(name) if quoted or not name.isalnum() else name.encode()
+    line = b"* LIST (\\HasNoChildren \\Marked) " + sep + b" " + wire_name
+    atoms = parse_response([line[len(b"* LIST ") :]])
+    expected = parse.ListEntry(
+        parse._mailbox(atoms[2]),
+        "" if atoms[1] is None else parse._text(atoms[1]),
+        frozenset(parse._text(a).lower() for a in atoms[0]),
+    )
+    assert parse.list_entry(one(line + b"\r\n")) == expected
+    status = b"* STATUS " + wire_name + b" (MESSAGES 3 UIDNEXT 9 HIGHESTMODSEQ 0)"
+    got = parse.status_items(one(status + b"\r\n"))
+    satoms = parse_response([status[len(b"* STATUS ") :]])
+    assert got == (
+        parse._mailbox(satoms[0]),
+        {"MESSAGES": 3, "UIDNEXT": 9, "HIGHESTMODSEQ": 0},
+    )

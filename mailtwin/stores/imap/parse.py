@@ -1,25 +1,27 @@
 """The one adapter over imapclient: its response parser for the small, bounded responses (FETCH
-attributes other than bodies, LIST, STATUS, SELECT data, SEARCH, response codes) and its modified
-UTF-7 codec. Anything imapclient cannot parse becomes a ``ServerProtocolError``.
+attributes other than bodies, LIST, STATUS, SELECT data, SEARCH, response codes). Anything
+imapclient cannot parse becomes a ``ServerProtocolError``.
 
-Snapshot lines (``* 7 FETCH (UID 9 FLAGS (\\Seen))``) come by the hundred thousand and imapclient
-takes ~30 µs each, so that one shape has a regex fast path; everything else goes to imapclient.
+imapclient is imported on first need, not at start-up: with everything it pulls in, importing
+it costs about 30 ms, a tenth of a whole incremental sync. The shapes every sync meets have
+regex fast paths, each checked against imapclient by a property test: snapshot lines
+(``* 7 FETCH (UID 9 FLAGS (\\Seen))``, by the hundred thousand, ~30 µs each in imapclient),
+LIST and STATUS lines, simple response codes, FLAGS and SEARCH. The modified UTF-7 folder-name
+codec and the INTERNALDATE format are small enough to live here; the tests hold them to
+imapclient's.
 """
 
 from __future__ import annotations
 
+import binascii
 import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from imapclient import imap_utf7
-from imapclient.datetime_util import datetime_to_INTERNALDATE, parse_to_datetime
-from imapclient.exceptions import ProtocolError as _ImapclientProtocolError
-from imapclient.response_parser import parse_fetch_response, parse_message_list, parse_response
-
 from mailtwin.errors import ServerProtocolError, cut
 from mailtwin.model import Flags
+from mailtwin.stores.imap.probe import list_line, status_line
 from mailtwin.stores.imap.wire import Untagged
 
 # imapclient's parse results: nested tuples of bytes, int and None
@@ -44,8 +46,47 @@ def _records(u: Untagged, skip: int) -> list[Record]:
 # imapclient's parser recurses once per nesting level: a server's "((((..." must not reach
 # Python's recursion limit. What we parse nests three levels at most (FETCH (MODSEQ (n))).
 MAX_DEPTH = 16
-# what imapclient raises on input it did not expect, beside its own ProtocolError
-_PARSE_ERRORS = (_ImapclientProtocolError, ValueError, IndexError, TypeError, RecursionError)
+
+
+@functools.cache
+def _parse_errors() -> tuple[type[Exception], ...]:
+    """What imapclient raises on input it did not expect (its ProtocolError and others)."""
+    from imapclient.exceptions import ProtocolError
+
+    return (ProtocolError, ValueError, IndexError, TypeError, RecursionError)
+
+
+# arguments the fast path parses as imapclient would: atoms and numbers, one level of
+# parentheses at most, none of its specials (quotes, literals, brackets, %) and no control bytes
+_SIMPLE = re.compile(rb"[!#$&'*+,\-./0-9:;<=>?@A-Z\\^_`a-z|~ ()]*\Z")
+_SIMPLE_TOKEN = re.compile(rb"[()]|[^ ()]+")
+
+
+def _simple(text: bytes) -> tuple[Atom, ...] | None:
+    """``text`` parsed as imapclient's ``parse_response`` would, when it is that simple."""
+    if not _SIMPLE.match(text):
+        return None
+    out: list[Atom] = []
+    inner: list[Atom] | None = None
+    for t in _SIMPLE_TOKEN.findall(text):
+        if t == b"(":
+            if inner is not None:
+                return None  # nested
+            inner = []
+        elif t == b")":
+            if inner is None:
+                return None
+            out.append(tuple(inner))
+            inner = None
+        else:
+            # imapclient's atoms: NIL is None, digits without a leading zero an int
+            atom: Atom = t
+            if t == b"NIL":
+                atom = None
+            elif t.isdigit() and (t[:1] != b"0" or len(t) == 1):
+                atom = int(t)
+            (out if inner is None else inner).append(atom)
+    return tuple(out) if inner is None else None
 
 
 def _check_depth(records: list[Record], what: str) -> None:
@@ -67,10 +108,16 @@ def _check_depth(records: list[Record], what: str) -> None:
 
 
 def _parse(records: list[Record], what: str) -> tuple[Atom, ...]:
+    if len(records) == 1 and isinstance(records[0], bytes):
+        fast = _simple(records[0])
+        if fast is not None:
+            return fast
     _check_depth(records, what)
+    from imapclient.response_parser import parse_response
+
     try:
         return tuple(parse_response(records))
-    except _PARSE_ERRORS as e:
+    except _parse_errors() as e:
         raise ServerProtocolError(f"cannot parse the server's {what}: {cut(str(e))}") from e
 
 
@@ -238,6 +285,8 @@ class ListEntry:
 
 
 def list_entry(u: Untagged) -> ListEntry:
+    if not u.literals and (fast := list_line(u.parts[0])) is not None:
+        return ListEntry(*fast)  # the probe's parser: the two read a LIST alike
     num, word = u.head()
     atoms = _parse(_records(u, _after(u, word)), "LIST response")
     if num is not None or len(atoms) < 3 or not isinstance(atoms[0], tuple):
@@ -258,6 +307,8 @@ def _mailbox(value: Atom) -> str:
 
 def status_items(u: Untagged) -> tuple[str, dict[str, int]]:
     """``* STATUS name (MESSAGES 3 UIDNEXT 9)`` → (name, {"MESSAGES": 3, "UIDNEXT": 9})."""
+    if not u.literals and (fast := status_line(u.parts[0])) is not None:
+        return fast  # the probe's parser: its stamps and the store's are read alike
     atoms = _parse(_records(u, _after(u, b"STATUS")), "STATUS response")
     if len(atoms) != 2 or not isinstance(atoms[1], tuple) or len(atoms[1]) % 2:
         raise ServerProtocolError(f"bad STATUS response: {cut(u.text())}")
@@ -274,9 +325,15 @@ def search_ids(u: Untagged) -> list[int]:
     data = u.parts[0][_after(u, b"SEARCH") :]
     if not data.strip():
         return []
+    words = data.split()
+    if all(w.isdigit() for w in words):
+        return [int(w) for w in words]
+    from imapclient.exceptions import ProtocolError
+    from imapclient.response_parser import parse_message_list
+
     try:
         return list(parse_message_list([data]))
-    except (_ImapclientProtocolError, ValueError) as e:
+    except (ProtocolError, ValueError) as e:
         raise ServerProtocolError(f"bad SEARCH response: {cut(u.text())}") from e
 
 
@@ -350,9 +407,11 @@ def fetch_item(u: Untagged) -> FetchItem | None:
     else:
         recs[0] = b"%d " % num + first[i:]
     _check_depth(recs, "FETCH response")
+    from imapclient.response_parser import parse_fetch_response
+
     try:
         parsed = parse_fetch_response(recs, normalise_times=False, uid_is_key=False)
-    except _PARSE_ERRORS as e:
+    except _parse_errors() as e:
         raise ServerProtocolError(f"cannot parse FETCH response: {cut(u.text())}") from e
     if len(parsed) != 1:
         raise ServerProtocolError(f"bad FETCH response: {cut(u.text())}")
@@ -383,6 +442,8 @@ def _internaldate(value: bytes) -> datetime | None:
     m = _DATE_TIME.match(value)
     month = _MONTHS.get(m.group(2).lower()) if m else None
     if m is None or month is None:
+        from imapclient.datetime_util import parse_to_datetime
+
         try:
             return _plain_tz(parse_to_datetime(value, normalise=False))
         except ValueError:
@@ -428,25 +489,54 @@ def _fast_fetch(seq: int, items: bytes) -> FetchItem:
 
 # ---- names and dates --------------------------------------------------------------------------
 
+# modified UTF-7 (RFC 3501 5.1.3): printable ASCII stands for itself ("&" as "&-"); any other run
+# is "&", its UTF-16BE in base64 with "," for "/" and no padding, then "-"
+_SHIFT_OUT = re.compile(r"&|[^\x20-\x7e]+")
+_SHIFT_IN = re.compile(r"&([^-]*)-")
+
+
+def _shift_out(m: re.Match[str]) -> str:
+    run = m.group()
+    if run == "&":
+        return "&-"
+    b64 = binascii.b2a_base64(run.encode("utf-16-be"), newline=False).rstrip(b"=")
+    return "&" + b64.replace(b"/", b",").decode("ascii") + "-"
+
+
+def _shift_in(m: re.Match[str]) -> str:
+    b64 = m.group(1)
+    if not b64:
+        return "&"
+    raw = b64.replace(",", "/").encode("ascii")
+    return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4)).decode("utf-16-be")
+
 
 def human_name(name: str) -> str:
     """A folder name as sent by the server (modified UTF-7) decoded for people; a name that is
     not canonical modified UTF-7 (``R&D``, ``&Jjo``) is shown as it is, so that two folders
     never show as one."""
+    if "&" not in name:
+        return name
     try:
-        decoded = str(imap_utf7.decode(name.encode("ascii")))
-        if bytes(imap_utf7.encode(decoded)) == name.encode("ascii"):
+        decoded = _SHIFT_IN.sub(_shift_in, name)
+        if utf7_name(decoded) == name:
             return decoded
-    except (UnicodeError, ValueError, IndexError, TypeError):
+    except (UnicodeError, ValueError):
         pass
     return name
 
 
 def utf7_name(name: str) -> str:
     """A folder name in modified UTF-7, as IMAP commands take it."""
-    return bytes(imap_utf7.encode(name)).decode("ascii")
+    return _SHIFT_OUT.sub(_shift_out, name)
+
+
+_MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def internaldate(dt: datetime) -> bytes:
     """A datetime as an APPEND date-time (naive means local time)."""
-    return b'"' + str(datetime_to_INTERNALDATE(dt)).encode("ascii") + b'"'
+    if dt.tzinfo is None:
+        dt = dt.astimezone()
+    text = dt.strftime(f"%d-{_MONTH_NAMES[dt.month - 1]}-%Y %H:%M:%S %z")
+    return b'"' + text.encode("ascii") + b'"'
