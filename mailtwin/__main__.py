@@ -1,3 +1,3 @@
-from mailtwin.cli import main
+from mailtwin.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -203,22 +203,42 @@ class MaildirStore:
 
     def _ignores_case(self, root: str) -> bool:
         """Whether the root's file system ignores case (macOS, Windows shares, some mounts):
-        probed once, by creating a file and looking for its name with the case swapped. A root
-        that is missing or read-only counts as case-sensitive until it can be probed."""
+        probed once. An entry of the root whose ASCII name has letters answers without writing
+        anything (its name with the case swapped is the same file only where case is ignored);
+        an empty root is probed by creating a file. A root that is missing, or empty and
+        read-only, counts as case-sensitive until it can be probed."""
         if self._nocase is not None:
+            return self._nocase
+        try:
+            names = set(os.listdir(root))
+        except OSError:
+            names = set()
+        for name in names:
+            swapped = name.swapcase()
+            if not name.isascii() or swapped == name or swapped in names:
+                continue
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue  # gone meanwhile: ask another
+            try:
+                other = os.lstat(os.path.join(root, swapped))
+            except FileNotFoundError:
+                self._nocase = False
+            except OSError:
+                continue
+            else:
+                self._nocase = os.path.samestat(st, other)
             return self._nocase
         if self.readonly:
             return False  # nothing is created or written in it
-        import tempfile
-
+        probe = os.path.join(root, f".mailtwin-case-probe-{os.getpid()}-{time.time_ns()}")
         try:
-            fd, probe = tempfile.mkstemp(prefix=".mailtwin-case-probe-", dir=root)
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError:
             return False
-        os.close(fd)
         try:
-            head, tail = os.path.split(probe)
-            self._nocase = os.path.exists(os.path.join(head, tail.swapcase()))
+            self._nocase = os.path.exists(os.path.join(root, os.path.basename(probe).swapcase()))
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(probe)

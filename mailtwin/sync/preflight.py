@@ -17,10 +17,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from mailtwin.model import FolderInfo, FolderStamp, Side, replace
-from mailtwin.state.lock import AccountLock
-from mailtwin.state.status import StatusDB
-from mailtwin.sync.folders import FolderPair, pair_folders, repo_view
-from mailtwin.sync.stamps import pair_unchanged
 from mailtwin.ui import events as ev
 from mailtwin.ui.text import make_ui
 
@@ -28,7 +24,9 @@ if TYPE_CHECKING:
     import socket
 
     from mailtwin.config.model import AccountConfig, Config, GeneralConfig, RepositoryConfig
-    from mailtwin.stores.imap.probe import Login
+    from mailtwin.state.status import StatusDB
+    from mailtwin.stores.imap.probe import Dial, Login
+    from mailtwin.sync.folders import FolderPair
     from mailtwin.sync.options import RunOptions
 
 Look = tuple[list[FolderInfo], dict[str, FolderStamp | None]]
@@ -76,13 +74,19 @@ def settle(acct: AccountConfig, general: GeneralConfig, emit: ev.Emit) -> int | 
     path = general.metadata / f"Account-{acct.name}" / "mailtwin.db"
     if not path.exists():
         return None
+    dial = None
     try:
+        dial = _dial(acct, general)
+        # the state's modules (sqlite3 among them) load while the server sends its greeting
+        from mailtwin.state.lock import AccountLock
+        from mailtwin.state.status import StatusDB
+
         with AccountLock(general.metadata, acct.name):
             # read only: a damaged file fails a read (the engine then decides) or cannot
             # match today's stamps; the engine's open checks it
             db = StatusDB.open(path, fsync=general.fsync, check=False)
             try:
-                idle = _idle(acct, general, db)
+                idle = _idle(acct, general, db, dial)
             finally:
                 db.close()
     except AuthError as e:
@@ -92,6 +96,9 @@ def settle(acct: AccountConfig, general: GeneralConfig, emit: ev.Emit) -> int | 
         return 1
     except Exception:  # any doubt (a locked account, a damaged state): the engine decides
         return None
+    finally:
+        if dial is not None:
+            dial.close()
     if not idle:
         return None
     emit(ev.AccountStarted(acct.name))
@@ -99,18 +106,35 @@ def settle(acct: AccountConfig, general: GeneralConfig, emit: ev.Emit) -> int | 
     return 0
 
 
-def _idle(acct: AccountConfig, general: GeneralConfig, db: StatusDB) -> bool:
+def _dial(acct: AccountConfig, general: GeneralConfig) -> Dial | None:
+    """For a Maildir ↔ IMAP account: the server's connection, opened in a thread while the
+    Maildir is looked at (see probe.Dial); None otherwise."""
+    repos = [acct.local, acct.remote]
+    if sorted(r.type for r in repos) != ["IMAP", "Maildir"]:
+        return None
+    remote = next(r for r in repos if r.type == "IMAP")
+    login = probe_login(remote, general)
+    if login is None:
+        return None
+    from mailtwin.stores.imap.probe import Dial
+
+    return Dial(login)
+
+
+def _idle(
+    acct: AccountConfig, general: GeneralConfig, db: StatusDB, dial: Dial | None = None
+) -> bool:
     repos = {Side.A: acct.local, Side.B: acct.remote}
     local = [s for s in Side if repos[s].type == "Maildir"]
     got: tuple[Look | None, Look | None]
     if len(local) == 1:
         # the Maildir first, in a few stat calls: a change there (mail written or read) sends
-        # the account to the engine without a login to the server
+        # the account to the engine without a login to the server (``dial`` is dropped)
         s = local[0]
         mine = _look(repos[s], general)
         if mine is None or _known_changed(s, mine, db):
             return False
-        other = _look(repos[s.other], general)
+        other = _look(repos[s.other], general, dial)
         got = (mine, other) if s is Side.A else (other, mine)
     else:
         got = _both(lambda: _look(repos[Side.A], general), lambda: _look(repos[Side.B], general))
@@ -123,6 +147,8 @@ def _idle(acct: AccountConfig, general: GeneralConfig, db: StatusDB) -> bool:
         else next((f.sep for f in looks[s][0] if f.sep), "/")
         for s in Side
     }
+    from mailtwin.sync.folders import pair_folders, repo_view
+
     known = [(f.name_a, f.name_b) for f in db.folders()]
     pairs = pair_folders(
         looks[Side.A][0],
@@ -190,13 +216,15 @@ def _pair_idle(
     if fstate is None:
         return False
     now = {s: stamps[s].get(pair.name(s)) for s in Side}
+    from mailtwin.sync.stamps import pair_unchanged
+
     return pair_unchanged(fstate, now, db)
 
 
-def _look(repo: RepositoryConfig, general: GeneralConfig) -> Look | None:
+def _look(repo: RepositoryConfig, general: GeneralConfig, dial: Dial | None = None) -> Look | None:
     if repo.type == "Maildir":
         return _look_maildir(repo, general)
-    return _look_imap(repo, general)
+    return _look_imap(repo, general, dial)
 
 
 def _look_maildir(repo: RepositoryConfig, general: GeneralConfig) -> Look | None:
@@ -216,13 +244,15 @@ def _look_maildir(repo: RepositoryConfig, general: GeneralConfig) -> Look | None
     return folders, {f.name: store.stamp(f.name) for f in folders}
 
 
-def _look_imap(repo: RepositoryConfig, general: GeneralConfig) -> Look | None:
+def _look_imap(
+    repo: RepositoryConfig, general: GeneralConfig, dial: Dial | None = None
+) -> Look | None:
     from mailtwin.stores.imap import probe
 
-    login = probe_login(repo, general)
+    login = dial.login if dial is not None else probe_login(repo, general)
     if login is None:
         return None
-    found = probe.look(login)
+    found = probe.look(login, dial)
     return None if found is None else (found.folders, found.stamps)
 
 

@@ -211,6 +211,7 @@ def test_case_clash_with_a_folder_already_on_disk(tmp_path: Path) -> None:
 
 
 def test_case_probe(tmp_path: Path) -> None:
+    # an empty root: probed by writing a file, which is removed again
     store = MaildirStore(tmp_path, fsync=False)
     nocase = store._ignores_case(str(tmp_path))
     (tmp_path / "Probe").touch()
@@ -218,6 +219,41 @@ def test_case_probe(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["Probe"]  # the probe left nothing behind
     readonly = MaildirStore(tmp_path / "missing", readonly=True)
     assert readonly._ignores_case(str(tmp_path / "missing")) is False
+
+
+def test_case_probe_reads_an_entry_without_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "INBOX").mkdir()
+    (tmp_path / "Größe").mkdir()  # not ASCII: swapping its case proves nothing
+    writes: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a: writes.append(p) or real_open(p, *a))
+    # read-only too: nothing is written either way
+    for store in (MaildirStore(tmp_path, fsync=False), MaildirStore(tmp_path, readonly=True)):
+        assert store._ignores_case(str(tmp_path)) == (tmp_path / "inbox").exists()
+    assert writes == []
+    assert sorted(os.listdir(tmp_path)) == ["Größe", "INBOX"]
+
+
+def test_case_probe_tells_a_case_insensitive_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the swapped name is the same file, case is ignored; where it is a file of its
+    own (both listed), the entry is skipped."""
+    (tmp_path / "Work").mkdir()
+    (tmp_path / "Mail").mkdir()
+    (tmp_path / "mAIL").mkdir()  # its own directory: a case-sensitive pair, proves nothing
+    real_lstat = os.lstat
+
+    def lstat(path: str) -> os.stat_result:
+        head, tail = os.path.split(path)
+        if tail == "wORK":
+            path = os.path.join(head, "Work")  # as a case-insensitive file system answers
+        return real_lstat(path)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    assert MaildirStore(tmp_path, fsync=False)._ignores_case(str(tmp_path)) is True
 
 
 def test_case_sensitive_root_keeps_both(tmp_path: Path) -> None:
