@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import Enum
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -100,25 +100,14 @@ SYSTEM_FLAGS: Flags = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted
 NO_FLAGS: Flags = frozenset()
 
 
-class MessageInfo(Frozen):
-    __match_args__ = ("id", "flags", "size", "internal_date")
-    __slots__ = __match_args__
+class MessageInfo(NamedTuple):
+    """One message in a snapshot. A tuple: a sync builds one for every message of every
+    changed folder, and a tuple is built twice as fast as a frozen class."""
+
     id: MessageId
     flags: Flags
-    size: int | None
-    internal_date: datetime | None
-
-    def __init__(
-        self,
-        id: MessageId,
-        flags: Flags,
-        size: int | None = None,
-        internal_date: datetime | None = None,
-    ) -> None:
-        _set(self, "id", id)
-        _set(self, "flags", flags)
-        _set(self, "size", size)
-        _set(self, "internal_date", internal_date)
+    size: int | None = None
+    internal_date: datetime | None = None
 
 
 class Snapshot(Frozen):
