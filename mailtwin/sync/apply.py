@@ -7,12 +7,21 @@ instead of one per kind of change. A crash before it leaves them unrecorded, whi
 sync point recorded before apply asks for full snapshots next time; a flag change that landed
 merges again to the same flags (the three-way merge is idempotent), and a row whose message was
 deleted on one side finds it gone on both and is forgotten.
+
+Every commit blocks all folders (it runs on the event loop and fsyncs), so a changed folder
+costs two: the caller's sync point (``begin``) lands with the first copy batch's journal (or,
+without copies, alone before the first flag change or deletion): both are written before
+anything changes. The last copy batch is recorded in the last transaction, not on its own: a
+crash before it leaves that batch's journal pending, and the next run matches its copies by
+content, as it does for a crash inside any batch. Earlier batches are recorded one by one,
+which bounds what a crash leaves to match.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,16 +54,45 @@ class _Landed:
     after_flags: Iterable[PairRow] = ()
     matches: Iterable[PairRow] = ()
     after_delete: list[PairUpdate] = field(default_factory=list)
+    copied: list[PairRow] = field(default_factory=list)  # the last copy batch's rows
+    journal: list[int] = field(default_factory=list)  # and its journal rows, to settle
 
     def __bool__(self) -> bool:
-        return self.flags_done or bool(self.after_delete)
+        return self.flags_done or bool(self.after_delete) or bool(self.journal)
 
     def record(self, db: StatusDB, fstate: FolderState, updates: Iterable[PairUpdate]) -> None:
+        # copies first: the caller's finish looks at the pair rows
+        db.insert_pairs(fstate, self.copied)
+        db.settle_pending(self.journal)
         db.update_pairs(self.after_flags)
         db.insert_pairs(fstate, self.matches)
         ups = [*self.after_delete, *updates]
         db.delete_pairs(u.old for u in ups if u.new is None)
         db.update_pairs(u.new for u in ups if u.new is not None)
+
+
+class _Recorder:
+    """The folder's transactions during apply; the first one also runs the caller's ``begin``."""
+
+    def __init__(
+        self, db: StatusDB, fstate: FolderState, begin: Callable[[], FolderState] | None
+    ) -> None:
+        self.db = db
+        self.fstate = fstate
+        self.begin = begin
+
+    @contextmanager
+    def transaction(self) -> Iterator[FolderState]:
+        with self.db.transaction():
+            fstate = self.begin() if self.begin is not None else self.fstate
+            yield fstate
+        self.fstate, self.begin = fstate, None  # only once it committed
+
+    def start(self) -> None:
+        """Before a first effect: record ``begin`` if no transaction has yet."""
+        if self.begin is not None:
+            with self.transaction():
+                pass
 
 
 async def apply(
@@ -64,28 +102,37 @@ async def apply(
     fstate: FolderState,
     snaps: Mapping[Side, Snapshot] | None = None,
     finish: Callable[[Report], None] | None = None,
+    begin: Callable[[], FolderState] | None = None,
 ) -> Report:
-    """Carry ``plan`` out; ``finish`` runs in the last transaction once every effect was tried
-    and nothing raised (the caller's marks of a finished sync: they land with the records or
-    not at all)."""
+    """Carry ``plan`` out. ``begin`` runs in the first transaction, before any effect, and
+    returns the folder state to record against (the caller's sync point); ``finish`` runs in
+    the last transaction once every effect was tried and nothing raised (the caller's marks of
+    a finished sync: they land with the records or not at all)."""
     report = Report()
+    rec = _Recorder(db, fstate, begin)
+    batches: list[tuple[Sequence[Copy], int | None]] = []
     for src in Side:
         copies = [c for c in plan.copies if c.source is src]
         uidnext = snaps[src.other].uidnext if snaps else None
-        for i in range(0, len(copies), COPY_BATCH):
-            batch = copies[i : i + COPY_BATCH]
-            await _copy_batch(batch, folders, db, fstate, report, uidnext)
+        batches += [
+            (copies[i : i + COPY_BATCH], uidnext) for i in range(0, len(copies), COPY_BATCH)
+        ]
     landed = _Landed()
     try:
+        for n, (batch, uidnext) in enumerate(batches):
+            last = landed if n == len(batches) - 1 else None
+            await _copy_batch(batch, folders, rec, report, uidnext, last)
+        if plan.flag_changes or plan.deletions:
+            rec.start()
         await _set_flags(plan, folders, report, landed)
         await _delete(plan, folders, report, landed)
     except BaseException:
         if landed:  # what landed before the fault is recorded all the same
-            with db.transaction():
+            with rec.transaction() as fstate:
                 landed.record(db, fstate, ())
         raise
-    if landed or plan.updates or finish is not None:
-        with db.transaction():
+    if landed or plan.updates or finish is not None or rec.begin is not None:
+        with rec.transaction() as fstate:
             landed.record(db, fstate, plan.updates)
             if finish is not None:
                 finish(report)
@@ -96,17 +143,18 @@ async def apply(
 async def _copy_batch(
     batch: Sequence[Copy],
     folders: Mapping[Side, Folder],
-    db: StatusDB,
-    fstate: FolderState,
+    rec: _Recorder,
     report: Report,
     uidnext: int | None,
+    defer: _Landed | None,
 ) -> None:
+    """Copy one batch; with ``defer``, its record is left to apply's last transaction."""
     src = batch[0].source
     dst = src.other
     meta = {c.id: MessageInfo(c.id, c.flags) for c in batch}
     # intent first: a crash from here on leaves a journal the next run sees
-    with db.transaction():
-        handles = db.add_pending(fstate, src, meta, uidnext)
+    with rec.transaction() as fstate:
+        handles = rec.db.add_pending(fstate, src, meta, uidnext)
     crashpoint.step("copy batch journaled")
     sink = folders[dst].receiver(meta)
     if crashpoint.ACTIVE:
@@ -129,10 +177,13 @@ async def _copy_batch(
             ids: dict[Side, MessageId] = {src: c.id, dst: d.id}
             rows.append(PairRow(ids[Side.A], ids[Side.B], c.flags - refused, d.key))
         crashpoint.step("copy batch landed")
-        with db.transaction():
-            db.insert_pairs(fstate, rows)
-            db.settle_pending(handles)
-        crashpoint.step("copy batch recorded")
+        if defer is not None:
+            defer.copied, defer.journal = rows, handles
+        else:
+            with rec.transaction() as fstate:
+                rec.db.insert_pairs(fstate, rows)
+                rec.db.settle_pending(handles)
+            crashpoint.step("copy batch recorded")
         report.copies[dst] += len(rows)
     if skipped is not None:
         report.failures.append(f"a copy from the {SIDE_NAME[src]} side failed: {skipped}")

@@ -233,13 +233,18 @@ async def sync_folder(
             fstate = db.set_sync_point(fstate, snaps)
             finish(report)
         return FolderResult(p, report, snaps, warnings)
-    with db.transaction():
+
+    def begin() -> FolderState:
+        """Before anything changes, in apply's first transaction (the journal lands after)."""
+        nonlocal fstate  # finish records against the state this returns
         if forget:
             db.forget_pairs(fstate)
         db.clear_pending(fstate)
         db.delete_pairs(restored)
         fstate = db.set_sync_point(fstate, snaps)
-    report = await apply(p, folders, db, fstate, snaps, finish)
+        return fstate
+
+    report = await apply(p, folders, db, fstate, snaps, finish, begin)
     return FolderResult(p, report, snaps, warnings)
 
 

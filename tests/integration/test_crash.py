@@ -1,9 +1,10 @@
 """Crash at every step of a sync, then resume: nothing lost, nothing duplicated, converged.
 
 One scenario downloads, uploads, changes flags both ways, deletes both ways and creates a folder
-on each side. It is built once and saved (the server's mail directory, the Maildir, the state);
-each test restores a copy, runs mailtwin with MAILTWIN_TEST_CRASH_AT=k (the process ends at its
-k-th journaled step, as kill -9 would end it), runs it again, and checks the result.
+on each side; one folder only changes flags and deletes (a crash there leaves no journal). It is
+built once and saved (the server's mail directory, the Maildir, the state); each test restores a
+copy, runs mailtwin with MAILTWIN_TEST_CRASH_AT=k (the process ends at its k-th journaled step,
+as kill -9 would end it), runs it again, and checks the result.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ ONE_AT_A_TIME = "maxconnections = 1"
 
 FINAL = {
     "INBOX": {1: {"\\Seen", "\\Flagged"}, 3: {"\\Seen"}, 5: set(), 7: set(), 9: {"\\Seen"}},
-    "Archive": {6: {"\\Seen"}},
+    "Archive": {6: {"\\Seen", "\\Flagged"}},
     "ServerNew": {8: set()},
     "LocalNew": {10: set()},
 }
@@ -50,6 +51,7 @@ def saved(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> Saved:
     for n in (1, 2, 3, 4, 5):
         env.append("INBOX", msg(n), "\\Seen" if n == 1 else "", create=False)
     env.append("Archive", msg(6), "\\Seen")
+    env.append("Archive", msg(11))
     env.run()
     # changes on the server
     uid = {lf(b): u for u, (_, b) in env.server("INBOX").items()}
@@ -57,6 +59,10 @@ def saved(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> Saved:
     env.store("INBOX", uid[lf(msg(1))], "+FLAGS", "\\Flagged")
     env.expunge("INBOX", uid[lf(msg(2))])
     env.append("ServerNew", msg(8))
+    # a folder without copies: its sync point is recorded alone, before the first change
+    arch = {lf(b): u for u, (_, b) in env.server("Archive").items()}
+    env.store("Archive", arch[lf(msg(6))], "+FLAGS", "\\Flagged")
+    env.expunge("Archive", arch[lf(msg(11))])
     # changes in the Maildir
     env.add_local("INBOX", "1700000009.crash.host", lf(msg(9)), "S")
     for _key, (_, body, path) in env.local("INBOX").items():

@@ -1,10 +1,12 @@
-"""When apply records what it did: a copy batch when it lands, flag changes and deletions once
-all of them landed, together with the marks of a finished sync, in one transaction per folder."""
+"""When apply records what it did: the sync point with the first copy batch's journal, a copy
+batch when it lands (the last one later), flag changes and deletions once all of them landed,
+together with the last copy batch and the marks of a finished sync, in one transaction."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,8 @@ from mailtwin.model import FolderStamp, Side
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.memory import InjectedFault, MemFolderData, MemoryStore
+from mailtwin.sync import apply as apply_mod
+from mailtwin.sync import crashpoint
 from mailtwin.sync.folder import FolderResult, sync_folder
 from mailtwin.sync.plan import SyncOptions
 
@@ -65,7 +69,7 @@ def synced_rig(tmp: Path, n: int = 4) -> Rig:
     return rig
 
 
-def test_a_sync_with_every_kind_of_change_commits_four_times(tmp_path: Path) -> None:
+def test_a_sync_with_every_kind_of_change_commits_twice(tmp_path: Path) -> None:
     rig = synced_rig(tmp_path)
     b = rig.data(Side.B)
     b.add(mail(10))
@@ -74,12 +78,116 @@ def test_a_sync_with_every_kind_of_change_commits_four_times(tmp_path: Path) -> 
     res = rig.sync()
     r = res.report
     assert (r.copies[Side.A], r.flags[Side.A], r.deletions[Side.A]) == (1, 1, 1)
-    # the sync point, the copy batch's journal, its result, and the rest with the marks
-    assert rig.commits == 4
+    # the sync point with the copy batch's journal; its result with the rest and the marks
+    assert rig.commits == 2
     f = rig.fstate
     assert f.covered(Side.B) and f.stamp(Side.A) == STAMPS[Side.A]
     assert rig.synced_flags()[1] == SEEN and 2 not in rig.synced_flags()
     assert not rig.db.pending(f)
+
+
+def test_flag_changes_and_deletions_alone_commit_twice(tmp_path: Path) -> None:
+    rig = synced_rig(tmp_path)
+    b = rig.data(Side.B)
+    b.messages[1].flags = SEEN
+    del b.messages[2]
+    res = rig.sync()
+    assert not res.plan.copies and res.report.deletions[Side.A] == 1
+    assert rig.commits == 2  # the sync point before the first change; the rest with the marks
+    assert rig.fstate.covered(Side.B) and rig.synced_flags()[1] == SEEN
+
+
+def test_copy_batches_but_the_last_are_recorded_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(apply_mod, "COPY_BATCH", 1)
+    rig = synced_rig(tmp_path)
+    b = rig.data(Side.B)
+    for n in (10, 11, 12):
+        b.add(mail(n))
+    b.messages[1].flags = SEEN
+    res = rig.sync()
+    assert res.report.copies[Side.A] == 3
+    # the sync point with the first journal, its record, two journals, one record, the rest
+    assert rig.commits == 6
+    assert len(rig.synced_flags()) == 7 and not rig.db.pending(rig.fstate)
+    assert rig.sync().plan.is_empty()
+
+
+def test_a_failing_deletion_still_records_the_last_copy_batch(tmp_path: Path) -> None:
+    rig = synced_rig(tmp_path)
+    b = rig.data(Side.B)
+    uid = b.add(mail(10))
+    b.messages[1].flags = SEEN
+    del b.messages[2]
+    a = rig.stores[Side.A]
+    a.fail_after = a.writes + 2  # the copy and the flag change land, the deletion fails
+    with pytest.raises(InjectedFault):
+        rig.sync()
+    assert uid in rig.synced_flags() and rig.synced_flags()[1] == SEEN
+    assert not rig.db.pending(rig.fstate)
+    a.fail_after = None
+    res = rig.sync()
+    assert not res.plan.copies and res.report.deletions[Side.A] == 1
+    assert len(rig.data(Side.A).messages) == len(b.messages) == 4
+
+
+def test_a_fault_inside_the_last_copy_batch_records_what_landed(tmp_path: Path) -> None:
+    rig = synced_rig(tmp_path)
+    b = rig.data(Side.B)
+    first = b.add(mail(10))
+    b.add(mail(11))
+    a = rig.stores[Side.A]
+    a.fail_after = a.writes + 1  # the first copy lands, the second fails
+    with pytest.raises(InjectedFault):
+        rig.sync()
+    assert first in rig.synced_flags() and not rig.db.pending(rig.fstate)
+    a.fail_after = None
+    res = rig.sync()
+    assert res.report.copies[Side.A] == 1
+    assert rig.sync().plan.is_empty()
+
+
+class Crash(BaseException):
+    pass
+
+
+def test_a_crash_before_the_last_record_leaves_a_journal_the_next_run_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = synced_rig(tmp_path)
+    b = rig.data(Side.B)
+    uid = b.add(mail(10))
+    b.messages[1].flags = SEEN
+    del b.messages[2]
+    real = rig.db.transaction
+    dead = False
+
+    def step(what: str) -> None:
+        nonlocal dead
+        if what == "flags changed on a":
+            dead = True  # nothing reaches the disk from here on, as after a power cut
+            raise Crash
+
+    def transaction() -> Any:
+        if dead:
+            raise Crash
+        return real()
+
+    monkeypatch.setattr(crashpoint, "step", step)
+    monkeypatch.setattr(rig.db, "transaction", transaction)
+    with pytest.raises(Crash):
+        rig.sync()
+    monkeypatch.undo()
+    f = rig.fstate
+    assert rig.db.pending(f) == 1 and uid not in rig.synced_flags()
+    assert not f.covered(Side.B)
+    res = rig.sync()
+    assert not res.plan.copies and res.report.deletions[Side.A] == 1
+    assert not rig.db.pending(rig.fstate)
+    assert len(rig.data(Side.A).messages) == len(b.messages) == 4
+    assert rig.synced_flags()[1] == SEEN
+    assert rig.sync().plan.is_empty()
 
 
 def test_nothing_to_do_commits_once(tmp_path: Path) -> None:
