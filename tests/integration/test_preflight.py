@@ -79,6 +79,32 @@ def test_noop_run_imports_little(env: Env) -> None:
     assert (p.returncode, p.stdout) == (0, "[]\n"), p.stdout + p.stderr
 
 
+def test_an_engine_run_against_dovecot_leaves_imapclient_unimported(env: Env) -> None:
+    """Every response Dovecot sends an incremental sync (LIST-STATUS, SELECT with QRESYNC,
+    VANISHED, FETCH of flags and bodies, APPENDUID) takes parse.py's fast paths: imapclient,
+    with what it imports, is loaded only for a shape those do not take."""
+    env.append("INBOX", msg(1), create=False)
+    env.append("INBOX", msg(2), create=False)
+    env.append("Caf\u00e9", msg(3))  # a modified UTF-7 name
+    env.run()
+    env.append("INBOX", msg(4), create=False)
+    env.store("INBOX", 1, "+FLAGS", "\\Seen")
+    env.expunge("INBOX", 2)
+    env.add_local("Caf&AOk-", "1700000005.local.host", lf(msg(5)))  # named as OfflineIMAP does
+    code = (
+        "import sys; from mailtwin.cli import main; rc = main(sys.argv[1:]); "
+        "print(sorted({'asyncio', 'imapclient'} & set(sys.modules))); sys.exit(rc)"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, "-c", str(env.config), "-o", "-u", "quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (p.returncode, p.stdout) == (0, "['asyncio']\n"), p.stdout + p.stderr
+    assert len(env.local("INBOX")) == 2 and len(env.server("Caf\u00e9")) == 2
+
+
 @pytest.mark.parametrize("change", ["server_new", "server_flag", "server_folder", "local_new"])
 def test_any_change_goes_to_the_engine(env: Env, change: str) -> None:
     env.append("INBOX", msg(1), create=False)
