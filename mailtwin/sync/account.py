@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from mailtwin.config.model import AccountConfig, GeneralConfig, RepositoryConfig
 from mailtwin.errors import ConnectionFailed, FolderError, SafetyStop, cut
@@ -83,13 +82,20 @@ def make_store(repo: RepositoryConfig, general: GeneralConfig, opts: RunOptions)
     )
 
 
-@dataclass
 class AccountSync:
-    acct: AccountConfig
-    general: GeneralConfig
-    opts: RunOptions
-    emit: ev.Emit
-    stop: Callable[[], bool] = lambda: False  # asked to stop after the current folder
+    def __init__(
+        self,
+        acct: AccountConfig,
+        general: GeneralConfig,
+        opts: RunOptions,
+        emit: ev.Emit,
+        stop: Callable[[], bool] = lambda: False,  # asked to stop after the current folder
+    ) -> None:
+        self.acct = acct
+        self.general = general
+        self.opts = opts
+        self.emit = emit
+        self.stop = stop
 
     @property
     def repos(self) -> dict[Side, RepositoryConfig]:

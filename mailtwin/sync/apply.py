@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailtwin.errors import MessageError
@@ -37,25 +36,27 @@ COPY_BATCH = 250  # messages per recorded copy batch: bounds what a crash can le
 WRITE_BATCH = 2000  # flag changes / deletions per store call
 
 
-@dataclass
 class Report:
-    copies: dict[Side, int] = field(default_factory=lambda: {Side.A: 0, Side.B: 0})
-    flags: dict[Side, int] = field(default_factory=lambda: {Side.A: 0, Side.B: 0})
-    deletions: dict[Side, int] = field(default_factory=lambda: {Side.A: 0, Side.B: 0})
-    failures: list[str] = field(default_factory=list)  # messages that did not sync: exit 1
-    notes: list[str] = field(default_factory=list)  # worth saying, not a failure
+    __slots__ = ("copies", "deletions", "failures", "flags", "notes")
+
+    def __init__(self) -> None:
+        self.copies = {Side.A: 0, Side.B: 0}
+        self.flags = {Side.A: 0, Side.B: 0}
+        self.deletions = {Side.A: 0, Side.B: 0}
+        self.failures: list[str] = []  # messages that did not sync: exit 1
+        self.notes: list[str] = []  # worth saying, not a failure
 
 
-@dataclass
 class _Landed:
     """Status changes whose store effects landed, to record in apply's last transaction."""
 
-    flags_done: bool = False  # every flag change landed: record the merged flags, the matches
-    after_flags: Iterable[PairRow] = ()
-    matches: Iterable[PairRow] = ()
-    after_delete: list[PairUpdate] = field(default_factory=list)
-    copied: list[PairRow] = field(default_factory=list)  # the last copy batch's rows
-    journal: list[int] = field(default_factory=list)  # and its journal rows, to settle
+    def __init__(self) -> None:
+        self.flags_done = False  # every flag change landed: record the merged flags, matches
+        self.after_flags: Iterable[PairRow] = ()
+        self.matches: Iterable[PairRow] = ()
+        self.after_delete: list[PairUpdate] = []
+        self.copied: list[PairRow] = []  # the last copy batch's rows
+        self.journal: list[int] = []  # and its journal rows, to settle
 
     def __bool__(self) -> bool:
         return self.flags_done or bool(self.after_delete) or bool(self.journal)

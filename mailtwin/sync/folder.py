@@ -32,16 +32,25 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mailtwin.errors import FolderError, MessageError, SafetyStop
-from mailtwin.model import SIDE_NAME, ContentKey, FolderStamp, MessageId, Side, Since, Snapshot
+from mailtwin.model import (
+    SIDE_NAME,
+    ContentKey,
+    FolderStamp,
+    Frozen,
+    MessageId,
+    Side,
+    Since,
+    Snapshot,
+    _set,
+    replace,
+)
 from mailtwin.state.rows import PairRow
 from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder
 from mailtwin.sync.apply import Report, apply, unkept
-from mailtwin.sync.bodyhash import BodyHashes
 from mailtwin.sync.plan import DELETED, Delete, Plan, SyncOptions, plan, unpaired
 
 # an emptied Maildir folder stops the sync when it held more than this many messages; fewer is
@@ -49,36 +58,69 @@ from mailtwin.sync.plan import DELETED, Delete, Plan, SyncOptions, plan, unpaire
 EMPTIED_MIN = 5
 
 
-@dataclass
 class FolderResult:
-    plan: Plan
-    report: Report
-    snapshots: Mapping[Side, Snapshot]
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("plan", "report", "snapshots", "warnings")
+
+    def __init__(
+        self,
+        plan: Plan,
+        report: Report,
+        snapshots: Mapping[Side, Snapshot],
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.report = report
+        self.snapshots = snapshots
+        self.warnings = [] if warnings is None else warnings
 
 
-@dataclass(frozen=True, slots=True)
-class CarryOver:
+class CarryOver(Frozen):
     """Where OfflineIMAP kept its state for this account, to adopt on a first sync."""
 
+    __match_args__ = ("metadata", "account", "remote_repo", "local_repo", "sep_a")
+    __slots__ = __match_args__
     metadata: Path
     account: str
     remote_repo: str
     local_repo: str
     sep_a: str
 
+    def __init__(
+        self, metadata: Path, account: str, remote_repo: str, local_repo: str, sep_a: str
+    ) -> None:
+        _set(self, "metadata", metadata)
+        _set(self, "account", account)
+        _set(self, "remote_repo", remote_repo)
+        _set(self, "local_repo", local_repo)
+        _set(self, "sep_a", sep_a)
 
-@dataclass(frozen=True, slots=True)
-class Safety:
+
+class Safety(Frozen):
     """When a folder stops before deleting, and what the user said to do about it."""
 
-    max_deletes: int = 50
-    max_share: int = 25  # percent
+    __match_args__ = ("max_deletes", "max_share", "guard_empty", "restore", "allow_deletions")
+    __slots__ = __match_args__
+    max_deletes: int
+    max_share: int  # percent
     # sides whose store can vanish or empty under us (a Maildir on an unmounted disk, a folder
     # removed to "re-download" it): emptied, they stop the folder whatever the numbers
-    guard_empty: Mapping[Side, bool] = field(default_factory=dict)
-    restore: bool = False
-    allow_deletions: bool = False
+    guard_empty: Mapping[Side, bool]
+    restore: bool
+    allow_deletions: bool
+
+    def __init__(
+        self,
+        max_deletes: int = 50,
+        max_share: int = 25,
+        guard_empty: Mapping[Side, bool] | None = None,
+        restore: bool = False,
+        allow_deletions: bool = False,
+    ) -> None:
+        _set(self, "max_deletes", max_deletes)
+        _set(self, "max_share", max_share)
+        _set(self, "guard_empty", {} if guard_empty is None else guard_empty)
+        _set(self, "restore", restore)
+        _set(self, "allow_deletions", allow_deletions)
 
 
 def too_many_deletions(p: Plan, snaps: Mapping[Side, Snapshot], safety: Safety) -> str | None:
@@ -324,6 +366,8 @@ async def _tell_apart(
     unclear = {k for k in shared if count[k] > 2}
     if not unclear:
         return
+    from mailtwin.sync.bodyhash import BodyHashes  # hashlib: only when two keys clash
+
     for s in Side:
         ids = sorted((m for m, k in keys[s].items() if k in unclear), key=str)
         sink = BodyHashes()

@@ -24,70 +24,116 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from mailtwin.model import ContentKey, Flags, MessageId, MessageInfo, Side, Snapshot
+from mailtwin.model import (
+    ContentKey,
+    Flags,
+    Frozen,
+    MessageId,
+    MessageInfo,
+    Side,
+    Snapshot,
+    _set,
+)
 from mailtwin.state.rows import PairRow
 
 DELETED = "\\Deleted"
 EMPTY = Snapshot(uidvalidity=0, uidnext=0, messages={})  # a folder still to be created
 
 
-@dataclass(frozen=True, slots=True)
-class SyncOptions:
+class SyncOptions(Frozen):
     """Per side: may we write there; do deletions made there reach the other side."""
 
+    __match_args__ = ("writable", "deletes_from", "flags", "unkept")
+    __slots__ = __match_args__
     writable: Mapping[Side, bool]
     deletes_from: Mapping[Side, bool]
-    flags: Flags | None = None  # the flags both sides can keep; None: any
+    flags: Flags | None  # the flags both sides can keep; None: any
     # keywords one side's server refused to store: left alone on both sides (never copied,
     # never compared), so they stay where they are and nothing is retried every run
-    unkept: Flags = frozenset()
+    unkept: Flags
+
+    def __init__(
+        self,
+        writable: Mapping[Side, bool],
+        deletes_from: Mapping[Side, bool],
+        flags: Flags | None = None,
+        unkept: Flags = frozenset(),
+    ) -> None:
+        _set(self, "writable", writable)
+        _set(self, "deletes_from", deletes_from)
+        _set(self, "flags", flags)
+        _set(self, "unkept", unkept)
 
 
-@dataclass(frozen=True, slots=True)
-class Copy:
+# the plan's actions: tuples, as a big sync makes thousands of them
+class Copy(NamedTuple):
     source: Side  # copied from this side to source.other
     id: MessageId
     flags: Flags
 
 
-@dataclass(frozen=True, slots=True)
-class SetFlags:
+class SetFlags(NamedTuple):
     side: Side
     id: MessageId
     add: Flags
     remove: Flags
 
 
-@dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(NamedTuple):
     side: Side
     id: MessageId
 
 
-@dataclass(frozen=True, slots=True)
-class PairUpdate:
+class PairUpdate(NamedTuple):
     """A status-only change: ``old`` becomes ``new`` (None: the row is forgotten)."""
 
     old: PairRow
     new: PairRow | None
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    copies: tuple[Copy, ...] = ()
-    flag_changes: tuple[SetFlags, ...] = ()
-    deletions: tuple[Delete, ...] = ()
+class Plan(Frozen):
+    __match_args__ = (
+        "copies",
+        "flag_changes",
+        "deletions",
+        "updates",
+        "after_delete",
+        "after_flags",
+        "matches",
+    )
+    __slots__ = __match_args__
+    copies: tuple[Copy, ...]
+    flag_changes: tuple[SetFlags, ...]
+    deletions: tuple[Delete, ...]
     # rows to rewrite once the actions above have landed (flags merged, tombstones, forgets)
-    updates: tuple[PairUpdate, ...] = ()
+    updates: tuple[PairUpdate, ...]
     # a deletion that lands also forgets (or tombstones) its row: apply finds it here
-    after_delete: Mapping[tuple[Side, MessageId], PairUpdate] = field(default_factory=dict)
+    after_delete: Mapping[tuple[Side, MessageId], PairUpdate]
     # flag changes land together with their row's new synced flags
-    after_flags: Mapping[PairRow, PairRow] = field(default_factory=dict)
+    after_flags: Mapping[PairRow, PairRow]
     # unpaired messages found to be copies of each other (same content key): new status rows,
     # recorded once their flag changes (in flag_changes) have landed
-    matches: tuple[PairRow, ...] = ()
+    matches: tuple[PairRow, ...]
+
+    def __init__(
+        self,
+        copies: tuple[Copy, ...] = (),
+        flag_changes: tuple[SetFlags, ...] = (),
+        deletions: tuple[Delete, ...] = (),
+        updates: tuple[PairUpdate, ...] = (),
+        after_delete: Mapping[tuple[Side, MessageId], PairUpdate] | None = None,
+        after_flags: Mapping[PairRow, PairRow] | None = None,
+        matches: tuple[PairRow, ...] = (),
+    ) -> None:
+        _set(self, "copies", copies)
+        _set(self, "flag_changes", flag_changes)
+        _set(self, "deletions", deletions)
+        _set(self, "updates", updates)
+        _set(self, "after_delete", {} if after_delete is None else after_delete)
+        _set(self, "after_flags", {} if after_flags is None else after_flags)
+        _set(self, "matches", matches)
 
     def effects(self) -> int:
         """How many changes to either store this plan makes."""

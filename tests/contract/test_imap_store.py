@@ -9,7 +9,6 @@ import itertools
 import re
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -25,7 +24,7 @@ from mailtwin.errors import (
     MessageError,
     ServerProtocolError,
 )
-from mailtwin.model import Delivered, FolderInfo, MessageId, MessageInfo
+from mailtwin.model import Delivered, FolderInfo, MessageId, MessageInfo, replace
 from mailtwin.stores.base import FlagChange, ReceiveResult
 from mailtwin.stores.imap import store as imap_store
 from mailtwin.stores.imap.store import ImapSettings, ImapStore

@@ -158,15 +158,15 @@ def test_select_info() -> None:
     ]:
         info.update(one(line + b"\r\n"))
     info.code(b"[READ-ONLY] EXAMINE completed")
-    assert info == parse.SelectInfo(
-        exists=172,
-        uidvalidity=3857529045,
-        uidnext=4392,
-        highestmodseq=715194045007,
-        flags=frozenset({"\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"}),
-        permanentflags=frozenset({"\\Deleted", "\\Seen", "\\*"}),
-        readonly=True,
+    assert (info.exists, info.uidvalidity, info.uidnext, info.highestmodseq) == (
+        172,
+        3857529045,
+        4392,
+        715194045007,
     )
+    assert info.flags == {"\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"}
+    assert info.permanentflags == {"\\Deleted", "\\Seen", "\\*"}
+    assert info.readonly
 
 
 # ---- response codes ---------------------------------------------------------------------------

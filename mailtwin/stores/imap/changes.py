@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from mailtwin.stores.imap.wire import Arg, Untagged
 
@@ -64,14 +63,16 @@ def uid_ranges(text: bytes) -> list[tuple[int, int]] | None:
     return out
 
 
-@dataclass
 class Changes:
     """What the answers to ``commands`` said; ``doubt``: something did not parse, or the UID
     list never came (then the folder is listed in full)."""
 
-    vanished: list[tuple[int, int]] = field(default_factory=list)
-    present: list[tuple[int, int]] | None = None  # CONDSTORE alone: every UID there is
-    doubt: bool = False
+    __slots__ = ("doubt", "present", "vanished")
+
+    def __init__(self) -> None:
+        self.vanished: list[tuple[int, int]] = []
+        self.present: list[tuple[int, int]] | None = None  # CONDSTORE alone: every UID there is
+        self.doubt = False
 
     def take(self, u: Untagged) -> bool:
         """Note ``u`` if it is a VANISHED, SEARCH or ESEARCH response; False if it is not."""

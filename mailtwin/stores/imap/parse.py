@@ -16,8 +16,8 @@ from __future__ import annotations
 import binascii
 import functools
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from mailtwin.errors import ServerProtocolError, cut
 from mailtwin.model import Flags
@@ -230,17 +230,28 @@ def expand_uids(value: Atom) -> list[int]:
 # ---- SELECT / EXAMINE, STATUS, LIST, SEARCH ---------------------------------------------------
 
 
-@dataclass(slots=True)
 class SelectInfo:
     """What SELECT / EXAMINE told about a folder."""
 
-    exists: int = 0
-    uidvalidity: int | None = None
-    uidnext: int | None = None
-    highestmodseq: int | None = None
-    flags: Flags = frozenset()
-    permanentflags: Flags | None = None  # None: the server did not say (then: any of ``flags``)
-    readonly: bool = False
+    __slots__ = (
+        "exists",
+        "flags",
+        "highestmodseq",
+        "permanentflags",
+        "readonly",
+        "uidnext",
+        "uidvalidity",
+    )
+
+    def __init__(self) -> None:
+        self.exists = 0
+        self.uidvalidity: int | None = None
+        self.uidnext: int | None = None
+        self.highestmodseq: int | None = None
+        self.flags: Flags = frozenset()
+        # None: the server did not say (then: any of ``flags``)
+        self.permanentflags: Flags | None = None
+        self.readonly = False
 
     def update(self, u: Untagged) -> None:
         num, word = u.head()
@@ -275,8 +286,7 @@ class SelectInfo:
             self.readonly = True
 
 
-@dataclass(frozen=True, slots=True)
-class ListEntry:
+class ListEntry(NamedTuple):
     """One LIST response; ``name`` as the server sent it (modified UTF-7 stays encoded)."""
 
     name: str
@@ -340,8 +350,7 @@ def search_ids(u: Untagged) -> list[int]:
 # ---- FETCH ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FetchItem:
+class FetchItem(NamedTuple):
     """The small attributes of one FETCH response (a streamed body shows as ``body=None``)."""
 
     seq: int

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO
 
@@ -33,11 +31,13 @@ from mailtwin.model import (
     Flags,
     FolderInfo,
     FolderStamp,
+    Frozen,
     MessageId,
     MessageInfo,
     Since,
     Snapshot,
     StoreCaps,
+    _set,
 )
 from mailtwin.stores.base import BodySink, BodyWriter, FlagChange, ReceiveResult
 from mailtwin.stores.imap import parse, wire
@@ -70,29 +70,86 @@ APPEND_BATCH_COUNT = 1000
 _FLAG = re.compile(r"\\?[^\x00-\x20(){%*\"\\\]\x7f-\U0010ffff]+\Z")
 
 
-@dataclass(frozen=True, slots=True)
-class ImapSettings:
+class ImapSettings(Frozen):
+    """One IMAP repository's connection settings (the password and secrets never in repr)."""
+
+    __match_args__ = (
+        "host",
+        "port",
+        "user",
+        "password",
+        "ssl",
+        "starttls",
+        "timeout",
+        "readonly",
+        "expunge",
+        "maxconnections",
+        "debug",
+        "tls",
+        "ignore_caps",
+        "secrets",
+        "mechanisms",
+        "authzid",
+    )
+    __slots__ = __match_args__
+    _hidden = frozenset({"password", "secrets"})
     host: str
     port: int | None  # None: 993 with ssl, else 143
     user: str
-    password: str = field(repr=False)
+    password: str
     ssl: bool
     starttls: bool
     timeout: float | None
     readonly: bool
     expunge: bool
-    maxconnections: int = 1
-    debug: Callable[[str], None] | None = None
+    maxconnections: int
+    debug: Callable[[str], None] | None
     # trust, pins, client certificate, lowest TLS version
-    tls: TlsPolicy = field(default_factory=TlsPolicy)
-    ignore_caps: frozenset[str] = frozenset()  # act as if the server lacked these (tests, quirks)
+    tls: TlsPolicy
+    ignore_caps: frozenset[str]  # act as if the server lacked these (tests, quirks)
     # where the password / OAuth2 token come from when they are asked for (at login); None:
     # ``password`` as given
-    secrets: Secrets | None = field(default=None, repr=False)
+    secrets: Secrets | None
     # the user's order (auth_mechanisms); the default is what the store did before the option,
     # the config passes OfflineIMAP's default list
-    mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
-    authzid: str = ""  # remote_identity: the SASL PLAIN authorization identity
+    mechanisms: tuple[str, ...]
+    authzid: str  # remote_identity: the SASL PLAIN authorization identity
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None,
+        user: str,
+        password: str,
+        ssl: bool,
+        starttls: bool,
+        timeout: float | None,
+        readonly: bool,
+        expunge: bool,
+        maxconnections: int = 1,
+        debug: Callable[[str], None] | None = None,
+        tls: TlsPolicy | None = None,
+        ignore_caps: frozenset[str] = frozenset(),
+        secrets: Secrets | None = None,
+        mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
+        authzid: str = "",
+    ) -> None:
+        _set(self, "host", host)
+        _set(self, "port", port)
+        _set(self, "user", user)
+        _set(self, "password", password)
+        _set(self, "ssl", ssl)
+        _set(self, "starttls", starttls)
+        _set(self, "timeout", timeout)
+        _set(self, "readonly", readonly)
+        _set(self, "expunge", expunge)
+        _set(self, "maxconnections", maxconnections)
+        _set(self, "debug", debug)
+        _set(self, "tls", TlsPolicy() if tls is None else tls)
+        _set(self, "ignore_caps", ignore_caps)
+        _set(self, "secrets", secrets)
+        _set(self, "mechanisms", mechanisms)
+        _set(self, "authzid", authzid)
 
     @property
     def real_port(self) -> int:
@@ -393,14 +450,16 @@ class ImapStore:
             raise InternalError(f"write to {parse.human_name(what)!r} on a read-only IMAP store")
 
 
-@dataclass(slots=True)
 class _Progress:
     """How far a FETCH got before the connection went: the uids whose data came whole, the
     last one answered without it, and the server's BYE (if it said one)."""
 
-    done: set[int] = field(default_factory=set)
-    bare: int | None = None
-    bye: bytes | None = None
+    __slots__ = ("bare", "bye", "done")
+
+    def __init__(self) -> None:
+        self.done: set[int] = set()
+        self.bare: int | None = None
+        self.bye: bytes | None = None
 
 
 class ImapFolder:
@@ -845,19 +904,31 @@ def _flag_list(flags: Flags) -> bytes:
 # ---- uploads ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class _Message:
     """A received message waiting in a batch: its bytes or spool file (CRLF line ends) and
     what to send."""
 
-    source_id: MessageId
-    spool: bytes | IO[bytes]
-    size: int
-    key: str
-    message_id: str | None
-    flags: bytes
-    date: bytes | None
-    kept: Flags  # what ``flags`` holds
+    __slots__ = ("date", "flags", "kept", "key", "message_id", "size", "source_id", "spool")
+
+    def __init__(
+        self,
+        source_id: MessageId,
+        spool: bytes | IO[bytes],
+        size: int,
+        key: str,
+        message_id: str | None,
+        flags: bytes,
+        date: bytes | None,
+        kept: Flags,  # what ``flags`` holds
+    ) -> None:
+        self.source_id = source_id
+        self.spool = spool
+        self.size = size
+        self.key = key
+        self.message_id = message_id
+        self.flags = flags
+        self.date = date
+        self.kept = kept
 
     @property
     def keywords(self) -> Flags:
@@ -896,6 +967,8 @@ class _Upload:
             return
         self._chunks.append(out)
         if self._size > SPOOL_MEMORY:
+            import tempfile  # only for a message too big to hold in memory
+
             self._spool = tempfile.TemporaryFile()  # noqa: SIM115
             self._spool.writelines(self._chunks)
             self._chunks = []

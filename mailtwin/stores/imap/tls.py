@@ -8,15 +8,14 @@ OfflineIMAP), so a self-signed server can be trusted without a CA.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import socket
 import ssl
 import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailtwin.errors import ConnectionFailed
+from mailtwin.model import Frozen, _set
 
 if TYPE_CHECKING:
     from mailtwin.config.model import RepositoryConfig
@@ -27,15 +26,30 @@ DIGESTS = {40: "sha1", 56: "sha224", 64: "sha256", 96: "sha384", 128: "sha512"}
 _OLD_PROTOCOL_CIPHERS = "DEFAULT:@SECLEVEL=0"
 
 
-@dataclass(frozen=True, slots=True)
-class TlsPolicy:
+class TlsPolicy(Frozen):
     """What a repository's TLS options ask for; the config layer has checked every value."""
 
-    cafile: str | None = None  # sslcacertfile; None: the system's trust store
-    fingerprints: tuple[str, ...] = ()  # cert_fingerprint: lowercase hex, no colons
-    clientcert: str | None = None  # sslclientcert
-    clientkey: str | None = None  # sslclientkey (None: in clientcert's file)
-    minimum: str | None = None  # an ssl.TLSVersion name; None: Python's default (TLS 1.2)
+    __match_args__ = ("cafile", "fingerprints", "clientcert", "clientkey", "minimum")
+    __slots__ = __match_args__
+    cafile: str | None  # sslcacertfile; None: the system's trust store
+    fingerprints: tuple[str, ...]  # cert_fingerprint: lowercase hex, no colons
+    clientcert: str | None  # sslclientcert
+    clientkey: str | None  # sslclientkey (None: in clientcert's file)
+    minimum: str | None  # an ssl.TLSVersion name; None: Python's default (TLS 1.2)
+
+    def __init__(
+        self,
+        cafile: str | None = None,
+        fingerprints: tuple[str, ...] = (),
+        clientcert: str | None = None,
+        clientkey: str | None = None,
+        minimum: str | None = None,
+    ) -> None:
+        _set(self, "cafile", cafile)
+        _set(self, "fingerprints", fingerprints)
+        _set(self, "clientcert", clientcert)
+        _set(self, "clientkey", clientkey)
+        _set(self, "minimum", minimum)
 
 
 def policy_for(repo: RepositoryConfig) -> TlsPolicy:
@@ -109,6 +123,8 @@ def wrap_blocking(sock: socket.socket, policy: TlsPolicy, host: str) -> ssl.SSLS
 
 
 def fingerprint(der: bytes, algorithm: str = "sha256") -> str:
+    import hashlib  # only with a pinned certificate
+
     return hashlib.new(algorithm, der).hexdigest()
 
 

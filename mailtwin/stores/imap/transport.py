@@ -13,7 +13,7 @@ import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailtwin.errors import (
     AuthError,
@@ -38,8 +38,7 @@ Handler = Callable[[Event], Awaitable[None]]
 Debug = Callable[[str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Done:
+class Done(NamedTuple):
     """A command's completion (OK or NO; BAD raises)."""
 
     command: str
