@@ -293,7 +293,11 @@ class Dial:
         self._interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._interval, 0.0005))
         self._thread = threading.Thread(target=self._run, args=(login,), daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            sys.setswitchinterval(self._interval)  # no Dial to close: put it back here
+            raise
         self._going.wait(0.1)  # it reached its first blocking call: the SYN is on its way
 
     def _run(self, login: Login) -> None:
