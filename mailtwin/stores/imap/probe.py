@@ -261,16 +261,20 @@ def look(login: Login, dial: Dial | None = None) -> Listing | None:
     ``dial``: the connection, opened ahead (by ``Dial(login)``)."""
     try:
         s = dial.session() if dial is not None else _open(login)
-    except (GiveUp, OSError, ValueError, UnicodeError, MailtwinError):
-        return None  # the engine tries again, and reports what still goes wrong
+    except _LEFT_TO_ENGINE:
+        return None
     try:
         return _list(s, login)
     except AuthError:
         raise
-    except (GiveUp, OSError, ValueError, UnicodeError, MailtwinError):
+    except _LEFT_TO_ENGINE:
         return None
     finally:
         s.sock.close()
+
+
+# what makes the probe give up: the engine tries again, and reports what still goes wrong
+_LEFT_TO_ENGINE = (GiveUp, OSError, ValueError, UnicodeError, MailtwinError)
 
 
 class Dial:
