@@ -423,10 +423,6 @@ class MaildirFolder:
     def name(self) -> str:
         return self._name
 
-    def remember(self, mid: str, rel: str) -> None:
-        """Note where a message we just delivered lives (``cur/<file>`` or ``new/<file>``)."""
-        self._paths[mid] = rel
-
     # -- reading
 
     def _scan(self, infos: dict[MessageId, MessageInfo] | None = None) -> None:
@@ -875,7 +871,9 @@ class _Writer:
             return
         sub, _, fname = rel.partition("/")
         base = fname.partition(sink.folder.infosep)[0]
-        sink.folder.remember(base, rel)
+        # not added to the folder's id → path map: a sync never acts again on a message it
+        # just delivered, and an initial sync's map would grow by one entry per message (a
+        # later lookup rescans the folder)
         sink.dirty.add(sub)
         sink.result.delivered[source_id] = Delivered(base, self.key.key(self.lf.crlf_size))
 

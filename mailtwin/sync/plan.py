@@ -183,10 +183,17 @@ def plan(
     keep = opts.flags
     unkept = opts.unkept
 
+    # a folder's messages share a handful of flag sets: filter each set once, so that copies
+    # share the result instead of each holding a new one
+    kept: dict[Flags, Flags] = {}
+
     def flags_of(side: Side, mid: MessageId) -> Flags:
         f = msgs[side][mid].flags
-        f = f if keep is None else f & keep
-        return f - unkept if unkept else f
+        out = kept.get(f)
+        if out is None:
+            out = f if keep is None else f & keep
+            out = kept[f] = out - unkept if unkept else out
+        return out
 
     copies: list[Copy] = []
     flag_changes: list[SetFlags] = []

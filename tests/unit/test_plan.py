@@ -134,6 +134,16 @@ def test_unsyncable_flags_are_left_alone() -> None:
     assert p.is_empty()
 
 
+def test_copies_share_their_filtered_flag_sets() -> None:
+    """An initial sync plans one copy per message: copies whose flags are alike hold one
+    filtered set between them, not one each (memory per message, in a 100k folder)."""
+    o = SyncOptions(BOTH.writable, BOTH.deletes_from, flags=frozenset({S, F}))
+    b = Snapshot(1, 1, {n: MessageInfo(n, frozenset({S, "$Junk"})) for n in range(1, 50)})
+    p = plan(snap(), b, [], o)
+    assert len(p.copies) == 49 and {c.flags for c in p.copies} == {frozenset({S})}
+    assert len({id(c.flags) for c in p.copies}) == 1
+
+
 @pytest.mark.parametrize(
     ("synced", "a", "b", "want"),
     [
