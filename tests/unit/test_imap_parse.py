@@ -343,3 +343,17 @@ def test_list_and_status_fast_paths_agree_with_imapclient(
         parse._mailbox(satoms[0]),
         {"MESSAGES": 3, "UIDNEXT": 9, "HIGHESTMODSEQ": 0},
     )
+
+
+def test_a_storable_flag_is_an_atom_after_at_most_one_backslash() -> None:
+    """store._FLAG, spelled as the characters an atom allows, against the definition."""
+    from mailtwin.stores.imap.store import _FLAG
+
+    def atom_char(c: str) -> bool:
+        return "\x21" <= c <= "\x7e" and c not in '(){%*"\\]'
+
+    chars = [chr(n) for n in range(0x300)] + ["\u00e9", "\u2028", "\U0001f600", "\U0010ffff"]
+    for c in chars:
+        for flag in (c, "\\" + c, "$" + c, c + "x", "\\\\" + c):
+            body = flag[1:] if flag.startswith("\\") else flag
+            assert bool(_FLAG.match(flag)) == (bool(body) and all(map(atom_char, body))), flag

@@ -67,7 +67,10 @@ SPOOL_MEMORY = 1024 * 1024  # an upload bigger than this spools to disk; smaller
 # a few MB each: the source server streams the next while the target stores this one
 APPEND_BATCH_BYTES = 4 * 1024 * 1024
 APPEND_BATCH_COUNT = 1000
-_FLAG = re.compile(r"\\?[^\x00-\x20(){%*\"\\\]\x7f-\U0010ffff]+\Z")
+# a flag IMAP can carry: an atom (printable ASCII but ( ) { % * " \ ]), perhaps after one
+# backslash. Spelled as the characters allowed: the complement of a class reaching to U+10FFFF
+# costs 2.5 ms to compile, on every run
+_FLAG = re.compile(r"\\?[!#$&'+,\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+\Z")
 
 
 class ImapSettings(Frozen):
