@@ -186,14 +186,18 @@ def plan(
     # a folder's messages share a handful of flag sets: filter each set once, so that copies
     # share the result instead of each holding a new one
     kept: dict[Flags, Flags] = {}
+    filtering = keep is not None or bool(unkept)
 
-    def flags_of(side: Side, mid: MessageId) -> Flags:
-        f = msgs[side][mid].flags
+    def filtered(f: Flags) -> Flags:
+        """``f`` less the flags not synced (not kept by both sides, or refused)."""
         out = kept.get(f)
         if out is None:
             out = f if keep is None else f & keep
             out = kept[f] = out - unkept if unkept else out
         return out
+
+    def flags_of(side: Side, mid: MessageId) -> Flags:
+        return filtered(msgs[side][mid].flags)
 
     copies: list[Copy] = []
     flag_changes: list[SetFlags] = []
@@ -217,10 +221,8 @@ def plan(
         in_b = rb is not None and rb in msgs_b
         if in_a and in_b:
             fa, fb = msgs_a[ra].flags, msgs_b[rb].flags  # type: ignore[index]
-            if keep is not None:
-                fa, fb = fa & keep, fb & keep
-            if unkept:
-                fa, fb = fa - unkept, fb - unkept
+            if filtering:
+                fa, fb = filtered(fa), filtered(fb)
             if fa == fb == row.flags:
                 continue  # the common case, kept cheap: nothing changed since the last sync
             changes, record = _merge_row(row, ra, rb, fa, fb, opts)
