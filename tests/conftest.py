@@ -41,3 +41,13 @@ def dovecot() -> Iterator[Dovecot]:
 def imap_user(dovecot: Dovecot) -> User:
     """A fresh, empty IMAP account on the session's Dovecot."""
     return dovecot.new_user()
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_from_other_tests() -> Iterator[None]:
+    """Passwords registered for masking are process-wide: one test's ("a", say) would mask
+    letters in every later test's output."""
+    from mailtwin.ui import redact
+
+    yield
+    redact.forget()
