@@ -29,7 +29,6 @@ UNSUPPORTED_FLAGS = {
     "profiledir": "-P",
     "deletefolder": "--delete-folder",
     "migrate_fmd5": "--migrate-fmd5-using-nametrans",
-    "mbnames_prune": "--mbnames-prune",
 }
 
 
@@ -159,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mbnames-prune",
         dest="mbnames_prune",
         action="store_true",
-        help="remove mbnames entries for accounts not in accounts (not supported yet)",
+        help="remove mbnames entries for accounts not in accounts, write the file, and exit",
     )
     return p
 
@@ -314,6 +313,11 @@ def _sync(argv: list[str]) -> int:
         _print_version(full=ns.full_version and not ns.version)
         return 0
     config, opts = parse(ns)
+    if ns.mbnames_prune:
+        from mailtwin.sync.mbnames import prune_run
+
+        quiet = opts.ui == "quiet"
+        return prune_run(config, opts.dry_run, (lambda _: None) if quiet else print)
     # imported only now, so that --version, -h and config errors stay fast; an account with
     # nothing to do is settled there without even importing the engine
     from mailtwin.sync.preflight import run

@@ -52,6 +52,12 @@ class RawConfig:
     def has_option(self, section: str, option: str) -> bool:
         return self._parser.has_option(section, option)
 
+    def get_raw(self, section: str, option: str) -> str | None:
+        """The value as written, ``%(name)s`` left alone (OfflineIMAP reads a few so)."""
+        if not self._parser.has_option(section, option):
+            return None
+        return self._parser.get(section, option, raw=True)
+
     def get(self, section: str, option: str, *, secret: bool = False) -> str | None:
         """The interpolated value, or None if unset. ``secret``: errors never name the value's
         parts (not even a ``%(name)s`` it refers to)."""

@@ -25,6 +25,7 @@ from mailtwin.config.model import (
     AuthConfig,
     Config,
     GeneralConfig,
+    MbnamesConfig,
     RepositoryConfig,
 )
 from mailtwin.config.options import BOOLEANS, Kind, Option, RepoType
@@ -198,7 +199,7 @@ class _Loader:
             for name, (local, remote) in pairs.items()
         }
         warn_if_loose(raw.path, self.secret_options, self.warn)
-        return Config(raw.path, general, MappingProxyType(result))
+        return Config(raw.path, general, MappingProxyType(result), self._mbnames())
 
     # ---- structure ----
 
@@ -302,6 +303,59 @@ class _Loader:
             pythonfile=r.path("pythonfile"),
         )
 
+    def _mbnames(self) -> MbnamesConfig | None:
+        """[mbnames], read as OfflineIMAP's mbnames.py reads it: header, sep and footer are
+        Python strings (evaluated), peritem is taken as written."""
+        section = "mbnames"
+        if not self.raw.has_section(section):
+            return None
+        r = _Reader(self.raw, section, "mbnames")
+        if not r.boolean("enabled"):
+            return None
+        env = self.env or PythonEnv()
+        filename = r.path("filename", required=True)
+        assert filename is not None
+        texts: dict[str, str] = {}
+        for name in ("header", "sep", "footer"):
+            value = env.eval(r.required(name), section, name)
+            if not isinstance(value, str):
+                raise ConfigError(
+                    f"is a {type(value).__name__}, not a string: it is Python, so quote it "
+                    '(e.g. "mailboxes ")',
+                    section,
+                    name,
+                )
+            texts[name] = value
+        peritem = self.raw.get_raw(section, "peritem")
+        if peritem is None:
+            raise ConfigError("is missing", section, "peritem")
+        try:
+            peritem % {"accountname": "", "foldername": "", "localfolders": ""}
+        except (KeyError, ValueError, TypeError) as e:
+            raise ConfigError(
+                f"is not a %-format of accountname, foldername and localfolders ({e!r})",
+                section,
+                "peritem",
+                hint='e.g. peritem = "+%(accountname)s/%(foldername)s"',
+            ) from None
+        functions: dict[str, Callable[..., object] | None] = {}
+        for name in ("folderfilter", "sort_keyfunc"):
+            expr = r.text(name)
+            fn = None if expr is None else env.eval(expr, section, name)
+            if fn is not None and not callable(fn):
+                raise ConfigError(f"is a {type(fn).__name__}, not a function", section, name)
+            functions[name] = fn
+        return MbnamesConfig(
+            filename,
+            texts["header"],
+            peritem,
+            texts["sep"],
+            texts["footer"],
+            incremental=r.boolean("incremental"),
+            folderfilter=functions["folderfilter"],
+            sort_keyfunc=functions["sort_keyfunc"],
+        )
+
     def _account(
         self, name: str, local: RepositoryConfig, remote: RepositoryConfig
     ) -> AccountConfig:
@@ -318,6 +372,8 @@ class _Loader:
             quick=r.integer("quick") or 0,
             max_deletes=_default(r.integer("max_deletes", minimum=0), 50),
             max_delete_share=_default(r.integer("max_delete_share", minimum=0, maximum=100), 25),
+            presynchook=(r.text("presynchook") or "").strip(),
+            postsynchook=(r.text("postsynchook") or "").strip(),
         )
 
     def _repository(self, name: str, kind: RepoType) -> RepositoryConfig:

@@ -8,7 +8,7 @@ and generating dataclass methods at import cost more than the rest of its config
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailtwin.model import Frozen, _set
 
@@ -270,6 +270,8 @@ class AccountConfig(Frozen):
         "quick",
         "max_deletes",
         "max_delete_share",
+        "presynchook",
+        "postsynchook",
     )
     __slots__ = __match_args__
     name: str
@@ -279,6 +281,8 @@ class AccountConfig(Frozen):
     quick: int  # 0: never, -1: always, n: n quick syncs between full ones
     max_deletes: int  # a folder stops before deleting more than this on one side ...
     max_delete_share: int  # ... when that is also more than this percent of it
+    presynchook: str  # shell commands ("": none), see sync/hooks.py
+    postsynchook: str
 
     def __init__(
         self,
@@ -289,6 +293,8 @@ class AccountConfig(Frozen):
         quick: int,
         max_deletes: int = 50,
         max_delete_share: int = 25,
+        presynchook: str = "",
+        postsynchook: str = "",
     ) -> None:
         _set(self, "name", name)
         _set(self, "local", local)
@@ -297,22 +303,74 @@ class AccountConfig(Frozen):
         _set(self, "quick", quick)
         _set(self, "max_deletes", max_deletes)
         _set(self, "max_delete_share", max_delete_share)
+        _set(self, "presynchook", presynchook)
+        _set(self, "postsynchook", postsynchook)
 
     @property
     def section(self) -> str:
         return f"Account {self.name}"
 
 
+class MbnamesConfig(Frozen):
+    """[mbnames] with enabled = yes: the mailbox list file (sync/mbnames.py)."""
+
+    __match_args__ = (
+        "filename",
+        "header",
+        "peritem",
+        "sep",
+        "footer",
+        "incremental",
+        "folderfilter",
+        "sort_keyfunc",
+    )
+    __slots__ = __match_args__
+    filename: Path
+    header: str  # evaluated already
+    peritem: str  # a %-format of accountname, foldername, localfolders
+    sep: str
+    footer: str
+    incremental: bool
+    folderfilter: Callable[[str, str], object] | None  # None: every synced folder
+    sort_keyfunc: Callable[[dict[str, str | None]], Any] | None  # None: account, folder
+
+    def __init__(
+        self,
+        filename: Path,
+        header: str,
+        peritem: str,
+        sep: str,
+        footer: str,
+        incremental: bool = False,
+        folderfilter: Callable[[str, str], object] | None = None,
+        sort_keyfunc: Callable[[dict[str, str | None]], Any] | None = None,
+    ) -> None:
+        _set(self, "filename", filename)
+        _set(self, "header", header)
+        _set(self, "peritem", peritem)
+        _set(self, "sep", sep)
+        _set(self, "footer", footer)
+        _set(self, "incremental", incremental)
+        _set(self, "folderfilter", folderfilter)
+        _set(self, "sort_keyfunc", sort_keyfunc)
+
+
 class Config(Frozen):
-    __match_args__ = ("path", "general", "accounts")
+    __match_args__ = ("path", "general", "accounts", "mbnames")
     __slots__ = __match_args__
     path: Path
     general: GeneralConfig
     accounts: Mapping[str, AccountConfig]  # the ones to sync: -a, else [general] accounts
+    mbnames: MbnamesConfig | None  # None: [mbnames] enabled = no
 
     def __init__(
-        self, path: Path, general: GeneralConfig, accounts: Mapping[str, AccountConfig]
+        self,
+        path: Path,
+        general: GeneralConfig,
+        accounts: Mapping[str, AccountConfig],
+        mbnames: MbnamesConfig | None = None,
     ) -> None:
         _set(self, "path", path)
         _set(self, "general", general)
         _set(self, "accounts", accounts)
+        _set(self, "mbnames", mbnames)

@@ -126,7 +126,6 @@ def _i(
     return Option(name, kind, type, default, "ignored", doc, warn=warn)
 
 
-_ONLY_WHEN_ENABLED = "Used only with enabled = yes, which is not supported yet."
 _GMAIL_ONLY = "Used only by Gmail repositories and synclabels, which are not supported yet."
 _EVAL = "Python expression (pythonfile helpers) for the value; not supported yet."
 
@@ -157,15 +156,24 @@ OPTIONS: tuple[Option, ...] = (
        "Default for the Maildir option of that name (file times from the Date header)."),
 
     # ---- [mbnames] ----
-    _u("enabled", "mbnames", "bool", "no", "Writing a mailbox list file is not built yet."),
-    _i("filename", "mbnames", "path", None, _ONLY_WHEN_ENABLED),
-    _i("header", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
-    _i("peritem", "mbnames", "str", None, _ONLY_WHEN_ENABLED),
-    _i("sep", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
-    _i("footer", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
-    _i("incremental", "mbnames", "bool", "no", _ONLY_WHEN_ENABLED),
-    _i("folderfilter", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
-    _i("sort_keyfunc", "mbnames", "python", None, _ONLY_WHEN_ENABLED),
+    _s("enabled", "mbnames", "bool", "no",
+       "Write a list of the synced local folders (for mutt's mailboxes) after each run; "
+       "filename, header, peritem, sep and footer must then be set."),
+    _s("filename", "mbnames", "path", None, "The file written (~ and $VARS expanded)."),
+    _s("header", "mbnames", "python", None,
+       "Python expression (a string) written first, e.g. \"mailboxes \"."),
+    _s("peritem", "mbnames", "str", None,
+       "Written per folder, with %(accountname)s, %(foldername)s and %(localfolders)s "
+       "filled in (read raw: no %(...)s interpolation from the config)."),
+    _s("sep", "mbnames", "python", None, "Python expression (a string) between items."),
+    _s("footer", "mbnames", "python", None, "Python expression (a string) written last."),
+    _s("incremental", "mbnames", "bool", "no",
+       "Write the file after each account's sync, not once at the end of the run."),
+    _s("folderfilter", "mbnames", "python", None,
+       "Python function of (account name, folder name): which synced folders are listed."),
+    _s("sort_keyfunc", "mbnames", "python", None,
+       "Python function of an item (a dict with accountname, foldername, localfolders): its "
+       "sort key. Default: by account name, then folder name."),
 
     # ---- [Account X] ----
     _s("localrepository", "account", "str", None,
@@ -185,10 +193,13 @@ OPTIONS: tuple[Option, ...] = (
     _s("max_delete_share", "account", "int", "25",
        "mailtwin only: the share of a folder, in percent, that a sync may delete on one side "
        "beyond max_deletes messages before it stops that folder."),
-    _u("presynchook", "account", "str", "",
-       "Running a command before each sync is not built yet.", ""),
-    _u("postsynchook", "account", "str", "",
-       "Running a command after each sync is not built yet.", ""),
+    _s("presynchook", "account", "str", "",
+       "Shell command run before each sync of the account, one with nothing to do included; "
+       "the sync goes on whatever it returns (a failure is warned about)."),
+    _s("postsynchook", "account", "str", "",
+       "Shell command run after each sync of the account that got through (some folders may "
+       "have failed), not after a refused login or a locked account, nor once a signal "
+       "stopped the run."),
     _u("maxsize", "account", "int", None, "Skipping messages above a size changes what is synced."),
     _u("maxage", "account", "str", None, "Syncing only recent messages changes what is synced."),
     _u("maildir-windows-compatible", "account", "bool", "no",

@@ -96,6 +96,8 @@ class AccountSync:
         self.opts = opts
         self.emit = emit
         self.stop = stop
+        # the local names of the folder pairs this sync took on ([mbnames] lists them)
+        self.folders: list[str] = []
 
     @property
     def repos(self) -> dict[Side, RepositoryConfig]:
@@ -185,6 +187,7 @@ class AccountSync:
                     check_name(p.name(s))
             except FolderError as e:
                 refused[p] = e
+        self.folders = [p.name_a for p in pairs if p not in refused]
         # taken now, before any folder's snapshot: a change from here on shows next time
         stamps = await asyncio.gather(
             *(

@@ -22,8 +22,15 @@ from mailtwin.ui.text import make_ui
 
 if TYPE_CHECKING:
     import socket
+    from pathlib import Path
 
-    from mailtwin.config.model import AccountConfig, Config, GeneralConfig, RepositoryConfig
+    from mailtwin.config.model import (
+        AccountConfig,
+        Config,
+        GeneralConfig,
+        MbnamesConfig,
+        RepositoryConfig,
+    )
     from mailtwin.state.status import StatusDB
     from mailtwin.stores.imap.probe import Dial, Login
     from mailtwin.sync.folders import FolderPair
@@ -36,23 +43,67 @@ def run(config: Config, opts: RunOptions) -> int:
     """The sync's entry point: settle what can be settled here, hand the rest to the engine."""
     emit = make_ui(opts.ui, opts.logfile, opts.syslog, capture=False)
     code = 0
+    pre_hooked: frozenset[str] = frozenset()
     if _worth_trying(config, opts):
         rest = {}
         for name, acct in config.accounts.items():
-            done = settle(acct, config.general, emit)
+            # the pre-hook may bring mail: it runs before the look, once (the engine is told)
+            _hook(acct, "presynchook", acct.presynchook, emit)
+            folders: list[str] = []
+            done = settle(acct, config.general, emit, folders)
             if done is None:
                 rest[name] = acct
-            else:
-                code = max(code, done)
+                continue
+            if done == 0 and config.mbnames is not None:
+                done = _mbnames(emit, acct.name, listed, acct, config, folders)
+            code = max(code, done)
+            if done == 0:
+                _hook(acct, "postsynchook", acct.postsynchook, emit)
         if not rest:
+            mb = config.mbnames
+            if mb is not None and not mb.incremental:
+                code = max(code, _mbnames(emit, "", write, config.general.metadata, mb))
             return code
         config = replace(config, accounts=rest)
+        pre_hooked = frozenset(rest)
     from mailtwin.sync.runner import run as run_engine
     from mailtwin.ui import output
 
     output.capture_logging()  # the engine's asyncio logs through it; nothing here does
 
-    return max(code, run_engine(config, opts, emit))
+    return max(code, run_engine(config, opts, emit, pre_hooked))
+
+
+def listed(acct: AccountConfig, config: Config, folders: list[str]) -> None:
+    from mailtwin.sync import mbnames  # only with [mbnames] enabled
+
+    mbnames.listed(acct, config, folders)
+
+
+def write(metadata: Path, mb: MbnamesConfig) -> None:
+    from mailtwin.sync import mbnames
+
+    mbnames.write(metadata, mb)
+
+
+def _mbnames(emit: ev.Emit, account: str, do: Callable[..., None], *args: object) -> int:
+    """``do(*args)``, an mbnames step; its failure reported (for ``account``; "": the run's
+    own) and turned into an exit code."""
+    from mailtwin.errors import ConfigError, MailtwinError
+
+    try:
+        do(*args)
+    except MailtwinError as e:
+        emit(ev.Failed(account, str(e), hint=e.hint))
+        return 2 if isinstance(e, ConfigError) else 1
+    return 0
+
+
+def _hook(acct: AccountConfig, hook: str, command: str, emit: ev.Emit) -> None:
+    if command:  # subprocess only loads for an account that has hooks
+        from mailtwin.sync import hooks
+
+        hooks.run(acct.name, hook, command, emit)
 
 
 def _worth_trying(config: Config, opts: RunOptions) -> bool:
@@ -65,9 +116,12 @@ def _worth_trying(config: Config, opts: RunOptions) -> bool:
     return opts.once or all(a.autorefresh is None for a in config.accounts.values())
 
 
-def settle(acct: AccountConfig, general: GeneralConfig, emit: ev.Emit) -> int | None:
+def settle(
+    acct: AccountConfig, general: GeneralConfig, emit: ev.Emit, folders: list[str] | None = None
+) -> int | None:
     """The account's exit code (0: nothing to do; 1: the server refused the login) when it
-    is settled here, its start and end reported; None: it goes to the engine."""
+    is settled here, its start and end reported; None: it goes to the engine. ``folders``
+    gets the local names of the account's folder pairs when it has nothing to do."""
     from mailtwin.errors import AuthError
 
     start = time.monotonic()
@@ -99,8 +153,10 @@ def settle(acct: AccountConfig, general: GeneralConfig, emit: ev.Emit) -> int | 
     finally:
         if dial is not None:
             dial.close()
-    if not idle:
+    if idle is None:
         return None
+    if folders is not None:
+        folders.extend(idle)
     emit(ev.AccountStarted(acct.name))
     emit(ev.AccountDone(acct.name, True, time.monotonic() - start))
     return 0
@@ -123,7 +179,8 @@ def _dial(acct: AccountConfig, general: GeneralConfig) -> Dial | None:
 
 def _idle(
     acct: AccountConfig, general: GeneralConfig, db: StatusDB, dial: Dial | None = None
-) -> bool:
+) -> list[str] | None:
+    """The local names of the account's folder pairs when none has anything to do, else None."""
     repos = {Side.A: acct.local, Side.B: acct.remote}
     local = [s for s in Side if repos[s].type == "Maildir"]
     got: tuple[Look | None, Look | None]
@@ -133,13 +190,13 @@ def _idle(
         s = local[0]
         mine = _look(repos[s], general)
         if mine is None or _known_changed(s, mine, db):
-            return False
+            return None
         other = _look(repos[s.other], general, dial)
         got = (mine, other) if s is Side.A else (other, mine)
     else:
         got = _both(lambda: _look(repos[Side.A], general), lambda: _look(repos[Side.B], general))
     if got[0] is None or got[1] is None:
-        return False
+        return None
     looks = {Side.A: got[0], Side.B: got[1]}
     seps = {
         s: repos[s].sep
@@ -157,7 +214,9 @@ def _idle(
         repo_view(repos[Side.B], seps[Side.B]),
         known=known,
     )
-    return all(_pair_idle(p, db, repos, {s: looks[s][1] for s in Side}) for p in pairs)
+    if all(_pair_idle(p, db, repos, {s: looks[s][1] for s in Side}) for p in pairs):
+        return [p.name_a for p in pairs]
+    return None
 
 
 def _known_changed(side: Side, look: Look, db: StatusDB) -> bool:

@@ -7,6 +7,7 @@ import signal
 
 from mailtwin.config.model import AccountConfig, Config
 from mailtwin.errors import ConfigError, LockedError, MailtwinError
+from mailtwin.sync import hooks
 from mailtwin.sync.account import AccountSync, display, make_store
 from mailtwin.sync.options import RunOptions
 from mailtwin.ui import events as ev
@@ -16,7 +17,13 @@ from mailtwin.ui.text import make_ui
 OK, FAILED, USAGE, LOCKED = 0, 1, 2, 3
 
 
-def run(config: Config, opts: RunOptions, emit: ev.Emit | None = None) -> int:
+def run(
+    config: Config,
+    opts: RunOptions,
+    emit: ev.Emit | None = None,
+    pre_hooked: frozenset[str] = frozenset(),
+) -> int:
+    """``pre_hooked``: accounts whose presynchook the pre-flight check already ran."""
     if emit is None:
         emit = make_ui(opts.ui, opts.logfile, opts.syslog)
     if opts.folders:
@@ -25,10 +32,12 @@ def run(config: Config, opts: RunOptions, emit: ev.Emit | None = None) -> int:
         config = only_folders(config, opts.folders)
     if opts.info:
         return asyncio.run(_info(config, opts, emit))
-    return asyncio.run(_run(config, opts, emit))
+    return asyncio.run(_run(config, opts, emit, pre_hooked))
 
 
-async def _run(config: Config, opts: RunOptions, emit: ev.Emit) -> int:
+async def _run(
+    config: Config, opts: RunOptions, emit: ev.Emit, pre_hooked: frozenset[str] = frozenset()
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -41,10 +50,22 @@ async def _run(config: Config, opts: RunOptions, emit: ev.Emit) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
     limit = asyncio.Semaphore(1 if opts.single else max(1, config.general.maxsyncaccounts))
     codes = await asyncio.gather(
-        *(_account_loop(a, config, opts, emit, stop, limit) for a in config.accounts.values())
+        *(
+            _account_loop(a, config, opts, emit, stop, limit, a.name in pre_hooked)
+            for a in config.accounts.values()
+        )
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
+    mb = config.mbnames
+    if mb is not None and not mb.incremental and not opts.dry_run:
+        from mailtwin.sync import mbnames  # json: only with [mbnames] enabled
+
+        try:
+            mbnames.write(config.general.metadata, mb)
+        except MailtwinError as e:
+            emit(ev.Failed("", str(e), hint=e.hint))
+            codes.append(USAGE if isinstance(e, ConfigError) else FAILED)
     for code in (LOCKED, USAGE, FAILED):
         if code in codes:
             return code
@@ -58,11 +79,13 @@ async def _account_loop(
     emit: ev.Emit,
     stop: asyncio.Event,
     limit: asyncio.Semaphore,
+    pre_hooked: bool = False,
 ) -> int:
     worst = OK
     while True:
         async with limit:
-            code = await _account_once(acct, config, opts, emit, stop)
+            code = await _account_once(acct, config, opts, emit, stop, pre_hooked)
+        pre_hooked = False
         worst = max(worst, code) if code != LOCKED else LOCKED
         if opts.once or opts.dry_run or acct.autorefresh is None or stop.is_set():
             return worst
@@ -74,11 +97,23 @@ async def _account_loop(
 
 
 async def _account_once(
-    acct: AccountConfig, config: Config, opts: RunOptions, emit: ev.Emit, stop: asyncio.Event
+    acct: AccountConfig,
+    config: Config,
+    opts: RunOptions,
+    emit: ev.Emit,
+    stop: asyncio.Event,
+    pre_hooked: bool = False,
 ) -> int:
+    if not pre_hooked and not stop.is_set():
+        await hooks.run_async(acct.name, hooks.PRE, acct.presynchook, emit, opts.dry_run)
     sync = AccountSync(acct, config.general, opts, emit, stop=stop.is_set)
     try:
-        return OK if await sync.run() else FAILED
+        code = OK if await sync.run() else FAILED
+        # -f syncs some folders only: the account's list stays as its last full sync left it
+        if config.mbnames is not None and not opts.dry_run and not opts.folders:
+            from mailtwin.sync import mbnames
+
+            mbnames.listed(acct, config, sync.folders)
     except LockedError as e:
         emit(ev.Failed(acct.name, str(e), hint=e.hint))
         return LOCKED
@@ -92,6 +127,9 @@ async def _account_once(
         output.crash(e)
         emit(ev.Failed(acct.name, f"internal error: {e!r}", hint="please report this bug"))
         return FAILED
+    if not stop.is_set():
+        await hooks.run_async(acct.name, hooks.POST, acct.postsynchook, emit, opts.dry_run)
+    return code
 
 
 async def _info(config: Config, opts: RunOptions, emit: ev.Emit) -> int:

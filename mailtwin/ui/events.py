@@ -131,6 +131,35 @@ class Failed(Event):
         _set(self, "hint", hint)
 
 
+class HookRan(Event):
+    """A presynchook or postsynchook: ``code`` is its exit status (negative: the signal that
+    ended it), None when it was not run (a dry run) or could not start (``output`` says why)."""
+
+    __match_args__ = ("account", "hook", "command", "code", "output", "dry_run")
+    __slots__ = ("code", "command", "dry_run", "hook", "output")
+    hook: str  # the option's name
+    command: str
+    code: int | None
+    output: str  # what it wrote, stdout then stderr
+    dry_run: bool
+
+    def __init__(
+        self,
+        account: str,
+        hook: str,
+        command: str,
+        code: int | None,
+        output: str = "",
+        dry_run: bool = False,
+    ) -> None:
+        _set(self, "account", account)
+        _set(self, "hook", hook)
+        _set(self, "command", command)
+        _set(self, "code", code)
+        _set(self, "output", output)
+        _set(self, "dry_run", dry_run)
+
+
 class Info(Event):
     """Lines of --info output."""
 

@@ -31,7 +31,8 @@ def render(e: ev.Event) -> tuple[str | None, bool]:
     """The line for an event (None: nothing to say at this level), and whether it is a problem."""
     if isinstance(e, ev.Failed):
         where = f" folder {e.folder}:" if e.folder else ""
-        line = f"ERROR: account {e.account}:{where} {e.text}"
+        # no account: a failure of the run's own (the mbnames file)
+        line = f"ERROR: account {e.account}:{where} {e.text}" if e.account else f"ERROR: {e.text}"
         if e.hint:
             line += f"\n  hint: {e.hint}"
         return line, True
@@ -57,7 +58,26 @@ def render(e: ev.Event) -> tuple[str | None, bool]:
         return f"  folder {e.folder}: {s}", False
     if isinstance(e, ev.Info):
         return "\n".join(e.lines), False
+    if isinstance(e, ev.HookRan):
+        return _hook(e)
     return None, False
+
+
+def _hook(e: ev.HookRan) -> tuple[str, bool]:
+    """A hook that went well is news (with what it printed); one that failed is a problem,
+    though not the sync's: OfflineIMAP goes on after a failed hook, and so does mailtwin."""
+    if e.dry_run:
+        return f"account {e.account}: would run {e.hook}: {e.command}", False
+    said = [f"    {line}" for line in e.output.splitlines()]
+    if e.code == 0:
+        return "\n".join([f"account {e.account}: {e.hook}: {e.command}", *said]), False
+    if e.code is None:
+        why, said = f"could not start ({e.output.strip()})", []
+    elif e.code < 0:
+        why = f"was ended by signal {-e.code}"
+    else:
+        why = f"exited with code {e.code}"
+    return "\n".join([f"WARNING: account {e.account}: {e.hook} {why}: {e.command}", *said]), True
 
 
 def make_ui(

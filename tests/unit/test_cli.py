@@ -57,7 +57,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> Calls:
     calls: Calls = []
     module = ModuleType("mailtwin.sync.runner")
 
-    def run(config: Config, opts: RunOptions, emit: object = None) -> int:
+    def run(config: Config, opts: RunOptions, emit: object = None, pre_hooked: object = ()) -> int:
         calls.append((config, opts))
         return 0
 
@@ -68,7 +68,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
 def use_runner(monkeypatch: pytest.MonkeyPatch, run: Callable[[Config, RunOptions], int]) -> None:
     module = ModuleType("mailtwin.sync.runner")
-    module.run = lambda config, opts, emit=None: run(config, opts)  # type: ignore[attr-defined]
+    module.run = lambda config, opts, emit=None, pre_hooked=(): run(config, opts)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "mailtwin.sync.runner", module)
 
 
@@ -186,7 +186,6 @@ def test_argv_defaults_to_sys_argv(
         (["--delete-folder", "Trash"], "--delete-folder"),
         (["--delete-folder=Trash"], "--delete-folder"),
         (["--migrate-fmd5-using-nametrans"], "--migrate-fmd5-using-nametrans"),
-        (["--mbnames-prune"], "--mbnames-prune"),
     ],
 )
 def test_unsupported_flags_exit_2(

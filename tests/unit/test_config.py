@@ -550,7 +550,7 @@ def test_every_unsupported_option_stops(tmp_path: Path, opt: Option) -> None:
     "kwargs",
     [
         {"account": "utf8foldernames = no"},
-        {"account": "presynchook ="},
+        {"account": "synclabels = no"},
         {"remote": 'reference = ""'},
         {"remote": "idlefolders = []"},
         {"remote": "ssl_version = ssl23"},
