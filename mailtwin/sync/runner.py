@@ -35,27 +35,60 @@ def run(
     return asyncio.run(_run(config, opts, emit, pre_hooked))
 
 
+class _Signals:
+    """What signals told the run, as OfflineIMAP reads them: SIGTERM, SIGINT and SIGHUP stop it
+    (no new folder is started, no hook runs; a second one stops at once); SIGUSR2 ends each
+    account after its current sync; SIGUSR1 ends the current (or the next) autorefresh pause of
+    every account, which then syncs at once."""
+
+    HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+    def __init__(self, accounts: list[str]) -> None:
+        self.stop = asyncio.Event()
+        self.last = asyncio.Event()
+        self.wake = {name: asyncio.Event() for name in accounts}
+
+    def on(self, sig: int) -> None:
+        if sig == signal.SIGUSR1:
+            for e in self.wake.values():
+                e.set()
+        elif sig == signal.SIGUSR2:
+            self.last.set()
+        elif self.stop.is_set():  # asked twice: stop now
+            raise KeyboardInterrupt
+        else:
+            self.stop.set()
+
+    async def pause(self, account: str, seconds: float) -> bool:
+        """Wait out an autorefresh pause; False: the account is to end instead."""
+        wake = self.wake[account]
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.stop, self.last, wake)]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if self.stop.is_set() or self.last.is_set():
+            return False
+        wake.clear()
+        return True
+
+
 async def _run(
     config: Config, opts: RunOptions, emit: ev.Emit, pre_hooked: frozenset[str] = frozenset()
 ) -> int:
-    stop = asyncio.Event()
+    sigs = _Signals(list(config.accounts))
     loop = asyncio.get_running_loop()
-
-    def on_signal(sig: int) -> None:
-        if stop.is_set():  # asked twice: stop now
-            raise KeyboardInterrupt
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
+    for sig in sigs.HANDLED:
+        loop.add_signal_handler(sig, sigs.on, sig)
     limit = asyncio.Semaphore(1 if opts.single else max(1, config.general.maxsyncaccounts))
     codes = await asyncio.gather(
         *(
-            _account_loop(a, config, opts, emit, stop, limit, a.name in pre_hooked)
+            _account_loop(a, config, opts, emit, sigs, limit, a.name in pre_hooked)
             for a in config.accounts.values()
         )
     )
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in sigs.HANDLED:
         loop.remove_signal_handler(sig)
     mb = config.mbnames
     if mb is not None and not mb.incremental and not opts.dry_run:
@@ -77,23 +110,22 @@ async def _account_loop(
     config: Config,
     opts: RunOptions,
     emit: ev.Emit,
-    stop: asyncio.Event,
+    sigs: _Signals,
     limit: asyncio.Semaphore,
     pre_hooked: bool = False,
 ) -> int:
     worst = OK
     while True:
         async with limit:
-            code = await _account_once(acct, config, opts, emit, stop, pre_hooked)
+            code = await _account_once(acct, config, opts, emit, sigs.stop, pre_hooked)
         pre_hooked = False
         worst = max(worst, code) if code != LOCKED else LOCKED
-        if opts.once or opts.dry_run or acct.autorefresh is None or stop.is_set():
+        if opts.once or opts.dry_run or acct.autorefresh is None:
             return worst
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=acct.autorefresh * 60)
+        if sigs.stop.is_set() or sigs.last.is_set():
             return worst
-        except TimeoutError:
-            continue
+        if not await sigs.pause(acct.name, acct.autorefresh * 60):
+            return worst
 
 
 async def _account_once(

@@ -53,6 +53,60 @@ def test_autorefresh_repeats_until_sigterm(env: Env) -> None:
     assert log.read_text().count("account test: done") >= 2
 
 
+def daemon(env: Env, minutes: float) -> tuple[subprocess.Popen[str], Path]:
+    """mailtwin in autorefresh mode; its post-hook writes a line per finished round."""
+    rounds = env.tmp / "rounds"
+    env.write_config(account=f"autorefresh = {minutes}\npostsynchook = echo round >> {rounds}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailtwin", "-c", str(env.config), "-u", "quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, rounds
+
+
+def wait_rounds(proc: subprocess.Popen[str], rounds: Path, n: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if rounds.exists() and len(rounds.read_text().splitlines()) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no round {n} (exit code {proc.poll()})")
+
+
+def test_sigusr1_syncs_now_and_sigusr2_ends_after_the_sync(env: Env) -> None:
+    env.append("INBOX", msg(1), create=False)
+    proc, rounds = daemon(env, 60)  # an hour between rounds: only a signal brings the next
+    try:
+        wait_rounds(proc, rounds, 1)
+        env.append("INBOX", msg(2), create=False)
+        proc.send_signal(signal.SIGUSR1)
+        wait_rounds(proc, rounds, 2)
+        assert len(env.local("INBOX")) == 2, "the woken round did not sync"
+        proc.send_signal(signal.SIGUSR2)  # while it waits: it ends instead of waiting on
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert rounds.read_text().splitlines() == ["round", "round"]
+
+
+def test_sighup_stops_a_daemon_as_sigterm_does(env: Env) -> None:
+    proc, rounds = daemon(env, 60)
+    try:
+        wait_rounds(proc, rounds, 1)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+
+
 def test_info_shows_repositories_and_folders(env: Env) -> None:
     env.append("Работа", msg(1))
     p = env.run("--info")
