@@ -374,6 +374,7 @@ class _Loader:
             max_delete_share=_default(r.integer("max_delete_share", minimum=0, maximum=100), 25),
             presynchook=(r.text("presynchook") or "").strip(),
             postsynchook=(r.text("postsynchook") or "").strip(),
+            infosep="!" if r.boolean("maildir-windows-compatible") else ":",
         )
 
     def _repository(self, name: str, kind: RepoType) -> RepositoryConfig:

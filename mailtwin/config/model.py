@@ -272,6 +272,7 @@ class AccountConfig(Frozen):
         "max_delete_share",
         "presynchook",
         "postsynchook",
+        "infosep",
     )
     __slots__ = __match_args__
     name: str
@@ -283,6 +284,7 @@ class AccountConfig(Frozen):
     max_delete_share: int  # ... when that is also more than this percent of it
     presynchook: str  # shell commands ("": none), see sync/hooks.py
     postsynchook: str
+    infosep: str  # before a Maildir file name's "2,<flags>": ":", or "!" (windows-compatible)
 
     def __init__(
         self,
@@ -295,6 +297,7 @@ class AccountConfig(Frozen):
         max_delete_share: int = 25,
         presynchook: str = "",
         postsynchook: str = "",
+        infosep: str = ":",
     ) -> None:
         _set(self, "name", name)
         _set(self, "local", local)
@@ -305,6 +308,7 @@ class AccountConfig(Frozen):
         _set(self, "max_delete_share", max_delete_share)
         _set(self, "presynchook", presynchook)
         _set(self, "postsynchook", postsynchook)
+        _set(self, "infosep", infosep)
 
     @property
     def section(self) -> str:

@@ -202,8 +202,9 @@ OPTIONS: tuple[Option, ...] = (
        "stopped the run."),
     _u("maxsize", "account", "int", None, "Skipping messages above a size changes what is synced."),
     _u("maxage", "account", "str", None, "Syncing only recent messages changes what is synced."),
-    _u("maildir-windows-compatible", "account", "bool", "no",
-       "Maildir file names with '!' instead of ':' are not supported yet."),
+    _s("maildir-windows-compatible", "account", "bool", "no",
+       "Maildir file names put '!' before the flags instead of ':' (\"...!2,S\"), for file "
+       "systems that refuse ':'; the same names as OfflineIMAP's."),
     _u("synclabels", "account", "bool", "no", "Gmail labels are not supported yet."),
     _i("labelsheader", "account", "str", "X-Keywords", _GMAIL_ONLY),
     _i("ignorelabels", "account", "str", "", _GMAIL_ONLY),

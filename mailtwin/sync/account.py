@@ -33,7 +33,10 @@ def display(name: str) -> str:
     return human_name(name)
 
 
-def make_store(repo: RepositoryConfig, general: GeneralConfig, opts: RunOptions) -> Store:
+def make_store(
+    repo: RepositoryConfig, general: GeneralConfig, opts: RunOptions, infosep: str = ":"
+) -> Store:
+    """``infosep``: the account's (maildir-windows-compatible), for a Maildir."""
     if repo.type == "Maildir":
         from mailtwin.stores.maildir import MaildirStore
 
@@ -45,6 +48,7 @@ def make_store(repo: RepositoryConfig, general: GeneralConfig, opts: RunOptions)
             readonly=repo.readonly,
             # OfflineIMAP's FMD5 is the md5 of the name after the local nametrans
             visible_name=repo.nametrans,
+            infosep=infosep,
         )
     from mailtwin.secrets.credentials import for_repository, user_name
     from mailtwin.stores.imap.store import ImapSettings, ImapStore
@@ -115,7 +119,10 @@ class AccountSync:
             )
             if warning:
                 self.emit(ev.Warning(name, warning))
-            stores = {s: make_store(self.repos[s], self.general, self.opts) for s in Side}
+            stores = {
+                s: make_store(self.repos[s], self.general, self.opts, self.acct.infosep)
+                for s in Side
+            }
             try:
                 await asyncio.gather(*(stores[s].connect() for s in Side))
                 ok = await self._sync_folders(stores, db)

@@ -400,3 +400,35 @@ def test_plain_status_reads_as_in_offlineimap(env: Env, tmp_path: Path) -> None:
     theirs = {int(u): f for u, f in json.loads(out).items()}
     ours = {u: "".join(sorted(f)) for u, f in read_plain_status(p).items()}
     assert ours == theirs == {1: "", 2: "S", 3: "RS", 17: "DFRST"}
+
+
+def test_windows_compatible_names_carry_over_and_stay(env: Env, dovecot: Dovecot) -> None:
+    """maildir-windows-compatible: '!' before the flags instead of ':'. OfflineIMAP's files are
+    taken over as they are, and what mailtwin writes or renames keeps that form."""
+    env.write_config(local="sep = /", account="maildir-windows-compatible = yes")
+    fill(env)
+    offlineimap(env)
+
+    def files() -> dict[str, Path]:
+        return {p.name: p for p in env.maildir.rglob("*") if p.parent.name in ("cur", "new")}
+
+    names = list(files())
+    assert len(names) == sum(len(v) for v in MAIL.values())
+    assert all(":" not in n for n in names) and any(n.endswith("!2,FS") for n in names)
+    listing = env.listing()
+    dovecot.command_counts(reset=True)
+    env.run()
+    assert writes(dovecot.command_counts()) == {}
+    assert env.listing() == listing
+
+    # a flag set in the Maildir reaches the server; mail from the server lands with '!' names
+    seen_flagged = next(p for p in files().values() if p.read_bytes() == lf(msg(2)))
+    assert seen_flagged.name.endswith("!2,FS")
+    seen_flagged.rename(seen_flagged.with_name(seen_flagged.name.replace("!2,FS", "!2,FRS")))
+    env.append("INBOX", msg(4), "\\Seen", create=False)
+    env.run()
+    flags = {lf(b): f for f, b in env.server("INBOX").values()}
+    assert "\\Answered" in flags[lf(msg(2))]
+    new = [p for p in files().values() if p.read_bytes() == lf(msg(4))]
+    assert len(new) == 1 and new[0].name.endswith("!2,S") and ":" not in new[0].name
+    assert all(":" not in n for n in files())
