@@ -389,12 +389,14 @@ class _Loader:
             if not sep:
                 raise ConfigError("is empty; it goes between folder name parts", section, "sep")
         cafile = clientcert = clientkey = None
+        host = self._host(r, env) if imap else None
         if imap:
+            assert host is not None
             cafile = self._cafile(r)
             clientcert, clientkey = r.path("sslclientcert"), r.path("sslclientkey")
             tlsopts.check_files(section, cafile, clientcert, clientkey)
             if not r.boolean("ssl") and not r.boolean("starttls"):
-                plain = tlsopts.plaintext_warning(r.required("remotehost").strip())
+                plain = tlsopts.plaintext_warning(host)
                 if plain is not None:
                     self.warn(f"[{section}] {plain}")
         return RepositoryConfig(
@@ -402,8 +404,8 @@ class _Loader:
             type=kind,
             localfolders=localfolders,
             sep=sep or ".",
-            remotehost=r.required("remotehost").strip() if imap else None,
-            remoteport=r.integer("remoteport", minimum=1, maximum=65535) if imap else None,
+            remotehost=host,
+            remoteport=self._port(r, env) if imap else None,
             remoteuser=r.text("remoteuser") if imap else None,
             remotepass=self._password(r) if imap else None,
             ssl=r.boolean("ssl") if imap else True,
@@ -427,15 +429,39 @@ class _Loader:
             tls_version=tlsopts.lowest_version(r.text("ssl_version"), r.text("tls_level"), section)
             if imap
             else None,
-            auth=self._auth(r, env) if imap else None,
+            auth=self._auth(r, env, host) if host is not None else None,
         )
 
-    def _auth(self, r: _Reader, env: PythonEnv) -> AuthConfig:
+    def _host(self, r: _Reader, env: PythonEnv) -> str:
+        """remotehosteval when it gives a name, else remotehost: OfflineIMAP's gethost()."""
+        expr = r.text("remotehosteval")
+        if expr is not None:
+            value = env.eval(expr, r.section, "remotehosteval")
+            if value:
+                if not isinstance(value, str):
+                    what = f"gave a {type(value).__name__}, not a host name"
+                    raise ConfigError(what, r.section, "remotehosteval")
+                return value.strip()
+        return r.required("remotehost").strip()
+
+    def _port(self, r: _Reader, env: PythonEnv) -> int | None:
+        """remoteporteval when it gives a port, else remoteport: OfflineIMAP's getport()."""
+        expr = r.text("remoteporteval")
+        if expr is not None:
+            value = env.eval(expr, r.section, "remoteporteval")
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+                    raise ConfigError(
+                        f"gave {value!r}, not a port number (1-65535)", r.section, "remoteporteval"
+                    )
+                return value
+        return r.integer("remoteport", minimum=1, maximum=65535)
+
+    def _auth(self, r: _Reader, env: PythonEnv, host: str) -> AuthConfig:
         """Login options; their secrets are looked up at login (mailtwin.secrets)."""
         for name in authopts.SECRET_OPTIONS:
             if self.raw.get(r.section, name, secret=True) is not None:
                 self.secret_options.append(f"[{r.section}] {name}")
-        host = r.required("remotehost").strip()
         return authopts.build(r.section, host, r.text, r.path, r.boolean, env)
 
     def _cafile(self, r: _Reader) -> Path | None:

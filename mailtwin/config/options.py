@@ -127,7 +127,6 @@ def _i(
 
 
 _GMAIL_ONLY = "Used only by Gmail repositories and synclabels, which are not supported yet."
-_EVAL = "Python expression (pythonfile helpers) for the value; not supported yet."
 
 # fmt: off
 OPTIONS: tuple[Option, ...] = (
@@ -278,8 +277,12 @@ OPTIONS: tuple[Option, ...] = (
        "command line forces one. OfflineIMAP's default is 1."),
     _i("sep", "repository:IMAP", "str", None,
        "The server's separator is used; OfflineIMAP ignores it here too."),
-    _u("remotehosteval", "repository:IMAP", "python", None, _EVAL),
-    _u("remoteporteval", "repository:IMAP", "python", None, _EVAL),
+    _s("remotehosteval", "repository:IMAP", "python", None,
+       "Python expression (pythonfile helpers) giving the host; when it gives nothing, "
+       "remotehost is used. Evaluated when the config is read."),
+    _s("remoteporteval", "repository:IMAP", "python", None,
+       "Python expression (pythonfile helpers) giving the port (an int); when it gives None, "
+       "remoteport is used. Evaluated when the config is read."),
     _s("remoteusereval", "repository:IMAP", "python", None,
        "Python expression (pythonfile names) giving the login name; wins over remoteuser; "
        "evaluated when the account logs in."),

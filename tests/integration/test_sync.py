@@ -277,3 +277,20 @@ def test_ssl_with_system_trusted_certificate(env: Env, dovecot: Dovecot) -> None
     assert len(env.local("INBOX")) == 1
     p = env.run(check=False, env={"SSL_CERT_FILE": "/nonexistent"})
     assert p.returncode == 1 and "certificate" in p.stderr.lower()
+
+
+def test_host_and_port_from_the_pythonfile(env: Env) -> None:
+    """remotehosteval and remoteporteval reach the server the helpers name."""
+    (env.tmp / "helpers.py").write_text(
+        f"def host():\n    return '127.0.0.1'\nPORT = {env.dovecot.port}\n"
+    )
+    env.write_config(
+        general=f"pythonfile = {env.tmp}/helpers.py",
+        remote="remotehosteval = host()\nremoteporteval = PORT",
+        port=1,  # remoteport: overridden
+    )
+    text = env.config.read_text().replace("remotehost = 127.0.0.1", "remotehost = unused.invalid")
+    env.config.write_text(text)
+    env.append("INBOX", msg(1), create=False)
+    env.run()
+    assert [b for _, b, _ in env.local("INBOX").values()] == [lf(msg(1))]

@@ -582,9 +582,9 @@ def test_unsupported_in_default_applies_where_it_belongs(tmp_path: Path) -> None
 
 
 def test_all_unsupported_options_are_listed(tmp_path: Path) -> None:
-    exc = error(write(tmp_path, account="maxage = 3", remote="remotehosteval = 'h'"))
+    exc = error(write(tmp_path, account="maxage = 3", remote="preauthtunnel = ssh h"))
     assert str(exc).startswith("[Account Work] maxage:")
-    assert exc.hint and "[Repository Remote] remotehosteval" in exc.hint
+    assert exc.hint and "[Repository Remote] preauthtunnel" in exc.hint
 
 
 def test_unknown_misplaced_and_ignored_options_warn(tmp_path: Path) -> None:
@@ -718,6 +718,33 @@ def test_pythonfile_names_are_visible(
     assert remote.folderincludes == ("Spam", "Trash")
 
 
+def test_host_and_port_from_python(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text(
+        "HOSTS = {'work': 'imap.work.example'}\ndef port(): return 1143\n"
+    )
+    general = f"pythonfile = {tmp_path}/helpers.py"
+    remote = "remotehosteval = HOSTS['work']\nremoteporteval = port()"
+    repo = load(write(tmp_path, general=general, remote=remote))[0].accounts["Work"].remote
+    assert (repo.remotehost, repo.remoteport) == ("imap.work.example", 1143)
+    # nothing from the expression: remotehost and remoteport, as OfflineIMAP falls back
+    remote = "remotehosteval = None\nremoteporteval = None\nremoteport = 993"
+    repo = load(write(tmp_path, general=general, remote=remote))[0].accounts["Work"].remote
+    assert (repo.remotehost, repo.remoteport) == ("imap.example.org", 993)
+
+
+@pytest.mark.parametrize(
+    ("remote", "message"),
+    [
+        ("remotehosteval = 42", "[Repository Remote] remotehosteval: gave a int, not a host name"),
+        ("remoteporteval = '993'", "[Repository Remote] remoteporteval: gave '993', not a port"),
+        ("remoteporteval = 70000", "[Repository Remote] remoteporteval: gave 70000, not a port"),
+        ("remoteporteval = nope", "[Repository Remote] remoteporteval: cannot evaluate: NameError"),
+    ],
+)
+def test_bad_host_or_port_expression(tmp_path: Path, remote: str, message: str) -> None:
+    assert str(error(write(tmp_path, remote=remote))).startswith(message)
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
@@ -753,7 +780,7 @@ def test_password_not_in_repr(tmp_path: Path) -> None:
 
 
 def test_secret_unsupported_option_value_not_shown(tmp_path: Path) -> None:
-    exc = error(write(tmp_path, remote=f"oauth2_refresh_token = {SECRET}\nremotehosteval = 'h'"))
+    exc = error(write(tmp_path, remote=f"oauth2_refresh_token = {SECRET}\npreauthtunnel = ssh h"))
     assert SECRET not in str(exc) and SECRET not in (exc.hint or "")
 
 
