@@ -430,6 +430,9 @@ class _Loader:
             if imap
             else None,
             auth=self._auth(r, env, host) if host is not None else None,
+            idlefolders=folder_includes(env, section, r.text("idlefolders"), "idlefolders")
+            if imap
+            else (),
         )
 
     def _host(self, r: _Reader, env: PythonEnv) -> str:

@@ -176,6 +176,7 @@ class RepositoryConfig(Frozen):
         "sslclientkey",
         "tls_version",
         "auth",
+        "idlefolders",
     )
     __slots__ = __match_args__
     _hidden = frozenset({"remotepass"})
@@ -203,6 +204,7 @@ class RepositoryConfig(Frozen):
     sslclientkey: Path | None  # ... and its key, when not in the same file
     tls_version: str | None  # IMAP: lowest ssl.TLSVersion name; None: Python's (TLS 1.2)
     auth: AuthConfig | None  # IMAP: mechanisms and the other secret sources
+    idlefolders: tuple[str, ...]  # IMAP: watched with IDLE between autorefresh rounds
 
     def __init__(
         self,
@@ -230,6 +232,7 @@ class RepositoryConfig(Frozen):
         sslclientkey: Path | None = None,
         tls_version: str | None = None,
         auth: AuthConfig | None = None,
+        idlefolders: tuple[str, ...] = (),
     ) -> None:
         _set(self, "name", name)
         _set(self, "type", type)
@@ -255,6 +258,7 @@ class RepositoryConfig(Frozen):
         _set(self, "sslclientkey", sslclientkey)
         _set(self, "tls_version", tls_version)
         _set(self, "auth", auth)
+        _set(self, "idlefolders", idlefolders)
 
     @property
     def section(self) -> str:

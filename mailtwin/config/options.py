@@ -356,8 +356,10 @@ OPTIONS: tuple[Option, ...] = (
        "A folder root prefix changes which folders are synced.", '""', ""),
     _u("decodefoldernames", "repository:IMAP", "bool", "no",
        "Decoding IMAP UTF-7 folder names is not supported yet."),
-    _u("idlefolders", "repository:IMAP", "python", "[]",
-       "IDLE (sync on new mail between autorefresh runs) is not built yet.", "[]"),
+    _s("idlefolders", "repository:IMAP", "python", "[]",
+       "Python list of this server's folder names (as the server names them) watched with "
+       "IDLE between autorefresh rounds: a change syncs that folder at once. Read from the "
+       "remote repository; each folder takes a connection of its own."),
     _i("usecompression", "repository:IMAP", "bool", "no",
        "The connection is not compressed (more bytes, same result).", warn=True),
     _i("singlethreadperfolder", "repository:IMAP", "bool", "no",

@@ -148,15 +148,18 @@ def name_trans(env: PythonEnv, section: str, expr: str | None) -> NameTrans:
     return NameTrans(section, expr, fn)
 
 
-def folder_includes(env: PythonEnv, section: str, expr: str | None) -> tuple[str, ...]:
+def folder_includes(
+    env: PythonEnv, section: str, expr: str | None, option: str = "folderincludes"
+) -> tuple[str, ...]:
+    """A list of folder names (folderincludes, idlefolders)."""
     if expr is None:
         return ()
-    value = env.eval(expr, section, "folderincludes")
+    value = env.eval(expr, section, option)
     # a bare string would make OfflineIMAP's ``name in folderincludes`` match substrings
     if isinstance(value, list | tuple | set | frozenset) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ConfigError(
         f"is a {type(value).__name__}, not a list of folder names (e.g. ['INBOX', 'Sent'])",
         section,
-        "folderincludes",
+        option,
     )

@@ -767,3 +767,38 @@ def test_stamps(dovecot: Dovecot, imap_user: User, ignore: set[str]) -> None:
     assert first["Nope"] is None and first["INBOX"].complete
     assert first["INBOX"].values[1:3] == (2, 1)  # UIDNEXT, MESSAGES
     assert second["INBOX"] != first["INBOX"] and second["Other"] == first["Other"]
+
+
+# ---- IDLE ----
+
+
+def test_watch_sees_a_change_and_waits_out_quiet(dovecot: Dovecot, imap_user: User) -> None:
+    """IDLE on INBOX: quiet for the time asked (False, DONE sent, the connection still serves),
+    a stop ends it early, and mail another client adds ends it at once (True)."""
+    other = dovecot.client(imap_user)
+    loop_time: list[float] = []
+
+    async def body(store: ImapStore) -> tuple[bool, bool, bool, int]:
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        quiet = await store.watch("INBOX", 0.3)
+        loop_time.append(loop.time() - t)
+        stop = asyncio.Event()
+        loop.call_later(0.1, stop.set)
+        t = loop.time()
+        stopped = await store.watch("INBOX", 30, stop)
+        loop_time.append(loop.time() - t)
+        loop.call_later(0.2, raw_append, other, "INBOX", b"Subject: idle\r\n\r\nhi\r\n")
+        t = loop.time()
+        seen = await store.watch("INBOX", 30)
+        loop_time.append(loop.time() - t)
+        folder = await store.open_folder("INBOX", readonly=True)
+        snap = await folder.snapshot()
+        await folder.close()
+        return quiet, stopped, seen, len(snap.messages)
+
+    quiet, stopped, seen, count = run(with_store(settings(dovecot, imap_user), body))
+    assert (quiet, stopped, seen) == (False, False, True)
+    assert count == 1  # the connection that idled serves on
+    # not timed assertions of speed: only that each wait ended for its own reason
+    assert loop_time[0] >= 0.3 and loop_time[1] < 29 and loop_time[2] < 29

@@ -107,6 +107,39 @@ def test_sighup_stops_a_daemon_as_sigterm_does(env: Env) -> None:
     assert proc.returncode == 0, err
 
 
+def test_idlefolders_sync_a_change_at_once(env: Env) -> None:
+    """IDLE on INBOX between rounds an hour apart: new mail there arrives within moments, and
+    the daemon still ends on a signal while it idles."""
+    env.append("INBOX", msg(1), create=False)
+    rounds = env.tmp / "rounds"
+    log = env.tmp / "log"
+    env.write_config(
+        account=f"autorefresh = 60\npostsynchook = echo round >> {rounds}",
+        remote="idlefolders = ['INBOX']",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailtwin", "-c", str(env.config), "-l", str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_rounds(proc, rounds, 1)
+        for n in (2, 3):
+            env.append("INBOX", msg(n), create=False)
+            wait_rounds(proc, rounds, n)
+            assert len(env.local("INBOX")) == n
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "WARNING" not in err and "ERROR" not in err, err
+    assert log.read_text().count("account test: done") == 3
+
+
 def test_info_shows_repositories_and_folders(env: Env) -> None:
     env.append("Работа", msg(1))
     p = env.run("--info")

@@ -279,10 +279,10 @@ def test_config_error_is_one_line_exit_2(
 def test_unsupported_option_exit_2(
     tmp_path: Path, runner: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["-c", rc(tmp_path, remote="maxage = 3\nidlefolders = ['INBOX']")]) == 2
+    assert main(["-c", rc(tmp_path, remote="maxage = 3\nsubscribedonly = yes")]) == 2
     warning, first, hint = capsys.readouterr().err.splitlines()
     assert warning.startswith("mailtwin: warning: [Repository Remote] maxage: not used here")
-    assert first == "mailtwin: [Repository Remote] idlefolders: this option is not supported yet"
+    assert first == "mailtwin: [Repository Remote] subscribedonly: this option is not supported yet"
     assert "docs/compatibility.md" in hint
     assert runner == []
 

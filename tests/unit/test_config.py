@@ -552,7 +552,7 @@ def test_every_unsupported_option_stops(tmp_path: Path, opt: Option) -> None:
         {"account": "utf8foldernames = no"},
         {"account": "synclabels = no"},
         {"remote": 'reference = ""'},
-        {"remote": "idlefolders = []"},
+        {"remote": "subscribedonly = no"},
         {"remote": "ssl_version = ssl23"},
         {"local": "filename_use_mail_timestamp = False"},
         {"extra": "[mbnames]\nenabled = no\nfilename = ~/muttrc.mailboxes"},
@@ -716,6 +716,14 @@ def test_pythonfile_names_are_visible(
     assert remote.folderfilter("INBOX") and not remote.folderfilter("Trash")
     assert remote.nametrans("INBOX") == "inbox"
     assert remote.folderincludes == ("Spam", "Trash")
+
+
+def test_idlefolders(tmp_path: Path) -> None:
+    repo = load(write(tmp_path, remote="idlefolders = ['INBOX', 'Lists/dev']"))[0]
+    assert repo.accounts["Work"].remote.idlefolders == ("INBOX", "Lists/dev")
+    assert load(write(tmp_path))[0].accounts["Work"].remote.idlefolders == ()
+    exc = error(write(tmp_path, remote="idlefolders = 'INBOX'"))
+    assert str(exc).startswith("[Repository Remote] idlefolders: is a str, not a list")
 
 
 def test_host_and_port_from_python(tmp_path: Path) -> None:

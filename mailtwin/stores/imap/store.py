@@ -8,6 +8,7 @@ UTF-7.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import weakref
 from collections import Counter
@@ -426,6 +427,22 @@ class ImapStore:
             info = await self._select(s, name, readonly)
         self._pool.open[name] += 1
         return ImapFolder(self, name, readonly, info)
+
+    async def watch(self, name: str, seconds: float, stop: asyncio.Event | None = None) -> bool:
+        """Wait up to ``seconds`` (or until ``stop`` is set) for a change in folder ``name``
+        (IDLE, on a connection that keeps it open read-only between calls): True when the
+        server reported one. A server without IDLE is only waited out (False)."""
+        async with self._pool.lease(name, context=_context(name)) as s:
+            if "IDLE" not in s.conn.caps:
+                if stop is None:
+                    await asyncio.sleep(seconds)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), seconds)
+                return False
+            if s.selected != name:
+                await self._select(s, name, readonly=True)
+            return await s.conn.idle(seconds, stop)
 
     async def _select(self, s: _Session, name: str, readonly: bool) -> SelectInfo:
         info = SelectInfo()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -35,6 +36,8 @@ PROBE_TIMEOUT = 10.0  # for the second handshake that reads a refused certificat
 SLOW = "the server or the network is slow or down; socktimeout sets how long to wait"
 
 Handler = Callable[[Event], Awaitable[None]]
+# what an IDLE waits for: a message arrived, went or changed (RECENT and OK lines are not news)
+_CHANGE = re.compile(rb"\* (?:\d+ (?:EXISTS|EXPUNGE|FETCH)\b|VANISHED\b)", re.I)
 Debug = Callable[[str], None]
 
 
@@ -480,6 +483,81 @@ class Connection:
                 )
             out.append(Done(name, ev.status, ev.text))
         return out
+
+    async def idle(self, seconds: float, stop: asyncio.Event | None = None) -> bool:
+        """IDLE (RFC 2177) on the selected folder until the server reports a change in it (True)
+        or ``seconds`` pass or ``stop`` is set (False), then DONE. Its reads wait as long as
+        asked: the socket timeout is for answers, and an idle server has nothing to say."""
+        tag = await self.send([b"IDLE"])
+        if await self._continuation(tag, None) is None:
+            done = self._done.pop(tag)
+            self._names.pop(tag)
+            raise ClientProtocolError(f"{self._at()}server refused IDLE: {cut(done.text)}")
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        changed = False
+        try:
+            while not changed:
+                try:
+                    ev = self._framer.next_event()
+                except ServerProtocolError as e:
+                    raise self._fail(str(e), ServerProtocolError) from e
+                if ev is None:
+                    left = end - loop.time()
+                    if left <= 0 or not await self._read_for(left, stop):
+                        break
+                    continue
+                if self._debug is not None:
+                    self._say_event(ev)
+                if isinstance(ev, Tagged):
+                    self._completed(ev)
+                    if ev.tag == tag:  # the server ended it (RFC 2177 allows it)
+                        self._done.pop(tag)
+                        self._names.pop(tag)
+                        return changed
+                elif isinstance(ev, Untagged):
+                    self._note(ev)
+                    changed = _CHANGE.match(ev.parts[0]) is not None
+                elif isinstance(ev, Continuation):
+                    raise self._fail("server sent an unexpected continuation request")
+        except asyncio.CancelledError:
+            self._fail("cancelled while idling")
+            raise
+        self._out.append(b"DONE\r\n")
+        if self._debug is not None:
+            self._say("C: DONE")
+        await self.wait([tag])
+        return changed
+
+    async def _read_for(self, seconds: float, stop: asyncio.Event | None) -> bool:
+        """Read what arrives within ``seconds``; False when nothing did, or ``stop`` was set."""
+        if self._reader is None or self._broken is not None:
+            raise ConnectionFailed(f"{self._at()}connection unusable ({self._broken})")
+        if stop is not None and stop.is_set():
+            return False
+        read = asyncio.ensure_future(self._reader.read(READ_SIZE))
+        stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        try:
+            waits = {read} if stopped is None else {read, stopped}
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stopped is not None:
+                stopped.cancel()
+            if not read.done():
+                # a read cancelled before it ran took nothing from the stream
+                read.cancel()
+                await asyncio.wait([read])
+        if read.cancelled():
+            return False
+        try:
+            data = read.result()
+        except OSError as e:
+            raise self._fail(f"connection lost: {e.strerror or e}") from e
+        if not data:
+            bye = f" ({cut(self._bye)})" if self._bye else ""
+            raise self._fail("server closed the connection" + bye)
+        self._framer.receive_data(data)
+        return True
 
     def _completed(self, ev: Tagged) -> None:
         if ev.tag not in self._names:
