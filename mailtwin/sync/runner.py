@@ -140,6 +140,10 @@ async def _account_loop(
     loop = asyncio.get_running_loop()
     try:
         while True:
+            if idle is not None:
+                # the watched folders are open before the round looks at them: a change made
+                # after that, while the round runs or before IDLE starts, is reported at IDLE
+                await idle.changed(0, asyncio.Event())
             async with limit:
                 code = await _account_once(acct, config, opts, emit, sigs.stop, pre_hooked)
             pre_hooked = False
@@ -245,14 +249,13 @@ class _Idle:
                 assert isinstance(made, ImapStore)
                 store = self.stores[folder] = made
                 await store.connect()
-            while not quit.is_set():
-                left = end - loop.time()
-                if left <= 0:
-                    return False
+            while True:
+                left = max(0.0, end - loop.time())
                 if await store.watch(folder, min(left, self.MAX), quit):
                     self.told.discard(folder)
                     return True
-            return False
+                if quit.is_set() or loop.time() >= end:
+                    return False
         except MailtwinError as e:
             if folder not in self.told:
                 self.told.add(folder)

@@ -140,6 +140,49 @@ def test_idlefolders_sync_a_change_at_once(env: Env) -> None:
     assert log.read_text().count("account test: done") == 3
 
 
+def test_idle_sees_mail_that_came_after_the_round_looked(env: Env) -> None:
+    """Mail that reaches a watched folder after the round listed it and before IDLE began is
+    not left for the next round, an hour away: here the post-hook delivers it, once."""
+    env.append("INBOX", msg(1), create=False)
+    once = env.tmp / "delivered"
+    deliver = env.tmp / "deliver.py"
+    deliver.write_text(
+        "import imaplib, sys\n"
+        f"c = imaplib.IMAP4('127.0.0.1', {env.dovecot.port})\n"
+        f"c.login({env.user.name!r}, {env.user.password!r})\n"
+        f"c.append('INBOX', None, None, {msg(2)!r})\n"
+        "c.logout()\n"
+    )
+    hook = f"test -e {once} || ({sys.executable} {deliver} && touch {once})"
+    env.write_config(
+        account=f"autorefresh = 60\npostsynchook = {hook}",
+        remote="idlefolders = ['INBOX']",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailtwin", "-c", str(env.config), "-u", "quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if len(env.local("INBOX")) == 2:
+                    break
+            except FileNotFoundError:
+                pass
+            time.sleep(0.05)
+        assert len(env.local("INBOX")) == 2, "the mail the post-hook delivered did not arrive"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+
+
 def test_info_shows_repositories_and_folders(env: Env) -> None:
     env.append("Работа", msg(1))
     p = env.run("--info")
