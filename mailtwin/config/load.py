@@ -433,7 +433,21 @@ class _Loader:
             idlefolders=folder_includes(env, section, r.text("idlefolders"), "idlefolders")
             if imap
             else (),
+            newmail_hook=self._newmail_hook(r, env) if imap else None,
         )
+
+    def _newmail_hook(self, r: _Reader, env: PythonEnv) -> Callable[[], object] | None:
+        expr = r.text("newmail_hook")
+        if expr is None:
+            return None
+        fn = env.eval(expr, r.section, "newmail_hook")
+        if not callable(fn):
+            raise ConfigError(
+                f"is a {type(fn).__name__}, not a function (e.g. lambda: os.system(...))",
+                r.section,
+                "newmail_hook",
+            )
+        return fn
 
     def _host(self, r: _Reader, env: PythonEnv) -> str:
         """remotehosteval when it gives a name, else remotehost: OfflineIMAP's gethost()."""

@@ -177,6 +177,7 @@ class RepositoryConfig(Frozen):
         "tls_version",
         "auth",
         "idlefolders",
+        "newmail_hook",
     )
     __slots__ = __match_args__
     _hidden = frozenset({"remotepass"})
@@ -205,6 +206,7 @@ class RepositoryConfig(Frozen):
     tls_version: str | None  # IMAP: lowest ssl.TLSVersion name; None: Python's (TLS 1.2)
     auth: AuthConfig | None  # IMAP: mechanisms and the other secret sources
     idlefolders: tuple[str, ...]  # IMAP: watched with IDLE between autorefresh rounds
+    newmail_hook: Callable[[], object] | None  # IMAP: called when unread mail left its INBOX
 
     def __init__(
         self,
@@ -233,6 +235,7 @@ class RepositoryConfig(Frozen):
         tls_version: str | None = None,
         auth: AuthConfig | None = None,
         idlefolders: tuple[str, ...] = (),
+        newmail_hook: Callable[[], object] | None = None,
     ) -> None:
         _set(self, "name", name)
         _set(self, "type", type)
@@ -259,6 +262,7 @@ class RepositoryConfig(Frozen):
         _set(self, "tls_version", tls_version)
         _set(self, "auth", auth)
         _set(self, "idlefolders", idlefolders)
+        _set(self, "newmail_hook", newmail_hook)
 
     @property
     def section(self) -> str:

@@ -370,8 +370,9 @@ OPTIONS: tuple[Option, ...] = (
        "Only matters with holdconnectionopen, which is ignored."),
     _u("subscribedonly", "repository:IMAP", "bool", "no",
        "Syncing only subscribed folders is not supported yet."),
-    _u("newmail_hook", "repository:IMAP", "python", None,
-       "Running code on new mail is not built yet."),
+    _s("newmail_hook", "repository:IMAP", "python", None,
+       "Python function of no arguments (pythonfile helpers), called after a sync copied "
+       "unread mail out of this repository's INBOX, as OfflineIMAP does."),
     _i("retrycount", "repository:IMAP", "int", "2",
        "A failed fetch fails that folder instead; the next run resumes it."),
     _u("copy_ignore_eval", "repository:IMAP", "python", None,

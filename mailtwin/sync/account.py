@@ -14,7 +14,7 @@ from mailtwin.state.status import FolderState, StatusDB
 from mailtwin.stores.base import Folder, Store
 from mailtwin.stores.imap.probe import STAMP_ITEMS
 from mailtwin.sync import crashpoint
-from mailtwin.sync.folder import CarryOver, Safety, sync_folder
+from mailtwin.sync.folder import CarryOver, FolderResult, Safety, sync_folder
 from mailtwin.sync.folders import FolderPair, check_name, pair_folders, repo_view
 from mailtwin.sync.options import RunOptions
 from mailtwin.sync.plan import Copy, Delete, Plan, SetFlags, SyncOptions
@@ -331,7 +331,22 @@ class AccountSync:
         for line in r.failures:
             self.emit(ev.Failed(name, line, label))
         self.emit(ev.FolderDone(name, label, r.copies, r.flags, r.deletions, len(r.failures)))
+        await self._new_mail(pair, res, label)
         return not r.failures
+
+    async def _new_mail(self, pair: FolderPair, res: FolderResult, label: str) -> None:
+        """newmail_hook, as OfflineIMAP calls it: once unread mail was copied out of the INBOX
+        of an IMAP repository that has one. In a thread: it is the user's blocking code."""
+        for s in Side:
+            hook = self.repos[s].newmail_hook
+            if hook is None or pair.name(s) != "INBOX" or not res.report.copies[s.other]:
+                continue
+            if not any(c.source is s and "\\Seen" not in c.flags for c in res.plan.copies):
+                continue
+            try:
+                await asyncio.to_thread(hook)
+            except Exception as e:  # the user's code: say so, the sync itself is done
+                self.emit(ev.Warning(self.acct.name, f"newmail_hook failed: {e!r}", label))
 
     async def _open(self, pair: FolderPair, stores: dict[Side, Store]) -> dict[Side, Folder]:
         opened = await asyncio.gather(

@@ -152,3 +152,30 @@ def test_each_autorefresh_round_runs_both_hooks(env: Env) -> None:
     # pre and post alternate; a round stopped by the signal may lack its post-hook
     assert got[: 2 * got.count("post")] == ["pre", "post"] * got.count("post"), got
     assert got[2 * got.count("post") :] in ([], ["pre"]), got
+
+
+def test_newmail_hook_on_unread_mail_from_the_inbox(env: Env) -> None:
+    """As OfflineIMAP: the remote repository's newmail_hook runs once unread mail was copied out
+    of its INBOX; read mail, mail in another folder, and mail going up do not count."""
+    calls = env.tmp / "calls"
+    (env.tmp / "helpers.py").write_text(
+        f"def notify():\n    open({str(calls)!r}, 'a').write('new\\n')\n"
+        "def broken():\n    raise RuntimeError('no display')\n"
+    )
+    general = f"pythonfile = {env.tmp}/helpers.py"
+    env.write_config(general=general, remote="newmail_hook = notify")
+    env.append("INBOX", msg(1), create=False)
+    env.run()
+    assert lines(calls) == ["new"]
+    env.append("INBOX", msg(2), "\\Seen", create=False)
+    env.append("Work", msg(3))
+    env.add_local("INBOX", "1700000000.local.host", lf(msg(4)))
+    env.run()
+    assert lines(calls) == ["new"]
+    assert len(env.local("Work")) == 1 and len(env.server("INBOX")) == 3
+    # a failing hook is a warning; the sync is done all the same
+    env.write_config(general=general, remote="newmail_hook = broken")
+    env.append("INBOX", msg(5), create=False)
+    p = env.run("-u", "quiet")
+    assert "WARNING: account test: folder INBOX: newmail_hook failed: RuntimeError" in p.stderr
+    assert len(env.local("INBOX")) == 4

@@ -726,6 +726,13 @@ def test_idlefolders(tmp_path: Path) -> None:
     assert str(exc).startswith("[Repository Remote] idlefolders: is a str, not a list")
 
 
+def test_newmail_hook_must_be_a_function(tmp_path: Path) -> None:
+    repo = load(write(tmp_path, remote="newmail_hook = lambda: None"))[0].accounts["Work"].remote
+    assert repo.newmail_hook is not None and repo.newmail_hook() is None
+    exc = error(write(tmp_path, remote="newmail_hook = 'notify-send'"))
+    assert str(exc).startswith("[Repository Remote] newmail_hook: is a str, not a function")
+
+
 def test_host_and_port_from_python(tmp_path: Path) -> None:
     (tmp_path / "helpers.py").write_text(
         "HOSTS = {'work': 'imap.work.example'}\ndef port(): return 1143\n"
