@@ -364,6 +364,11 @@ class _Loader:
         if autorefresh is not None and autorefresh < 0:
             # OfflineIMAP warns and treats it as 0 too
             self.warn(f"[Account {name}] autorefresh: negative, so this account syncs once")
+        if local.idlefolders:
+            self.warn(
+                f"[{local.section}] idlefolders: only the remote repository's folders are "
+                f"watched (account {name}); ignored here"
+            )
         return AccountConfig(
             name=name,
             local=local,

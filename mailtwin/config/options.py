@@ -359,7 +359,8 @@ OPTIONS: tuple[Option, ...] = (
     _s("idlefolders", "repository:IMAP", "python", "[]",
        "Python list of this server's folder names (as the server names them) watched with "
        "IDLE between autorefresh rounds: a change syncs that folder at once. Read from the "
-       "remote repository; each folder takes a connection of its own."),
+       "remote repository (on the local one: warned about, ignored); each folder takes a "
+       "connection of its own."),
     _i("usecompression", "repository:IMAP", "bool", "no",
        "The connection is not compressed (more bytes, same result).", warn=True),
     _i("singlethreadperfolder", "repository:IMAP", "bool", "no",

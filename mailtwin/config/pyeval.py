@@ -17,7 +17,7 @@ from pathlib import Path
 from mailtwin.errors import ConfigError, cut
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         where = f" (line {exc.lineno})" if exc.lineno else ""
         return f"invalid Python: {exc.msg}{where}"
@@ -50,7 +50,7 @@ class PythonEnv:
             exec(code, module.__dict__)
         except Exception as exc:  # the user's own code: anything it raises is a config error
             raise ConfigError(
-                f"loading {path} failed: {_describe(exc)}", "general", "pythonfile"
+                f"loading {path} failed: {describe(exc)}", "general", "pythonfile"
             ) from exc
         return cls(vars(module))
 
@@ -62,7 +62,7 @@ class PythonEnv:
             code = compile(text, f"[{section}] {option}", "eval")
             return eval(code, names)
         except Exception as exc:  # the user's expression: anything it raises is a config error
-            raise ConfigError(f"cannot evaluate: {_describe(exc)}", section, option) from exc
+            raise ConfigError(f"cannot evaluate: {describe(exc)}", section, option) from exc
 
 
 class FolderFilter:
@@ -82,7 +82,7 @@ class FolderFilter:
             return bool(self._fn(folder))
         except Exception as exc:  # the user's function: a failure names the option and folder
             raise ConfigError(
-                f"failed on folder {folder!r}: {_describe(exc)}", self.section, "folderfilter"
+                f"failed on folder {folder!r}: {describe(exc)}", self.section, "folderfilter"
             ) from exc
 
     def __repr__(self) -> str:
@@ -106,7 +106,7 @@ class NameTrans:
             name = self._fn(folder)
         except Exception as exc:  # the user's function: a failure names the option and folder
             raise ConfigError(
-                f"failed on folder {folder!r}: {_describe(exc)}", self.section, "nametrans"
+                f"failed on folder {folder!r}: {describe(exc)}", self.section, "nametrans"
             ) from exc
         if not isinstance(name, str):
             raise ConfigError(

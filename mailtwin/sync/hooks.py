@@ -22,12 +22,16 @@ def _said(out: bytes, err: bytes) -> str:
     return (out + err).decode("utf-8", "replace")
 
 
+def _not_run(account: str, hook: str, command: str, emit: ev.Emit, dry_run: bool) -> bool:
+    """No hook set, or a dry run (which says what it would run)."""
+    if command and dry_run:
+        emit(ev.HookRan(account, hook, command, None, dry_run=True))
+    return not command or dry_run
+
+
 def run(account: str, hook: str, command: str, emit: ev.Emit, dry_run: bool = False) -> None:
     """Run ``command`` and wait for it (the pre-flight path: nothing else runs meanwhile)."""
-    if not command:
-        return
-    if dry_run:
-        emit(ev.HookRan(account, hook, command, None, dry_run=True))
+    if _not_run(account, hook, command, emit, dry_run):
         return
     try:
         done = subprocess.run(
@@ -44,10 +48,7 @@ async def run_async(
 ) -> None:
     """The same in the engine, where other accounts sync meanwhile: the event loop goes on, and
     a run that is cut short (a second Ctrl-C) ends the hook with it."""
-    if not command:
-        return
-    if dry_run:
-        emit(ev.HookRan(account, hook, command, None, dry_run=True))
+    if _not_run(account, hook, command, emit, dry_run):
         return
     import asyncio  # loaded by the engine already; the pre-flight path never comes here
 

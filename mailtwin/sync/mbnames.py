@@ -20,8 +20,9 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from mailtwin.config.model import AccountConfig, Config, MbnamesConfig
-from mailtwin.config.pyeval import _describe
+from mailtwin.config.pyeval import describe
 from mailtwin.errors import ConfigError, MailtwinError
+from mailtwin.ui.events import Emit, Failed
 
 Item = dict[str, str | None]
 
@@ -41,6 +42,20 @@ def listed(acct: AccountConfig, config: Config, folders: Sequence[str]) -> None:
         write(config.general.metadata, mb)
 
 
+def at_end(config: Config, emit: Emit) -> int:
+    """Without incremental = yes, the file is written once the run's accounts are done: the
+    exit code that step adds (0; 1, or 2 for the user's failing code, with the error said)."""
+    mb = config.mbnames
+    if mb is None or mb.incremental:
+        return 0
+    try:
+        write(config.general.metadata, mb)
+    except MailtwinError as e:
+        emit(Failed("", str(e), hint=e.hint))  # no account: the run's own step
+        return e.exit_code
+    return 0
+
+
 def record(
     metadata: Path,
     mb: MbnamesConfig,
@@ -56,7 +71,7 @@ def record(
                 keep = mb.folderfilter(account, name)
             except Exception as e:  # the user's function: name the option and the folder
                 raise ConfigError(
-                    f"failed on account {account!r}, folder {name!r}: {_describe(e)}",
+                    f"failed on account {account!r}, folder {name!r}: {describe(e)}",
                     "mbnames",
                     "folderfilter",
                 ) from e
@@ -91,11 +106,11 @@ def write(metadata: Path, mb: MbnamesConfig) -> None:
     try:
         items.sort(key=mb.sort_keyfunc or _by_account_and_folder)
     except Exception as e:  # the user's function, or its keys that do not compare
-        raise ConfigError(f"failed: {_describe(e)}", "mbnames", "sort_keyfunc") from e
+        raise ConfigError(f"failed: {describe(e)}", "mbnames", "sort_keyfunc") from e
     try:
         lines = [mb.peritem % item for item in items]
     except (KeyError, ValueError, TypeError) as e:
-        raise ConfigError(f"failed on an item: {_describe(e)}", "mbnames", "peritem") from e
+        raise ConfigError(f"failed on an item: {describe(e)}", "mbnames", "peritem") from e
     _replace(mb.filename, mb.header + mb.sep.join(lines) + mb.footer)
 
 

@@ -22,15 +22,8 @@ from mailtwin.ui.text import make_ui
 
 if TYPE_CHECKING:
     import socket
-    from pathlib import Path
 
-    from mailtwin.config.model import (
-        AccountConfig,
-        Config,
-        GeneralConfig,
-        MbnamesConfig,
-        RepositoryConfig,
-    )
+    from mailtwin.config.model import AccountConfig, Config, GeneralConfig, RepositoryConfig
     from mailtwin.state.status import StatusDB
     from mailtwin.stores.imap.probe import Dial, Login
     from mailtwin.sync.folders import FolderPair
@@ -55,14 +48,15 @@ def run(config: Config, opts: RunOptions) -> int:
                 rest[name] = acct
                 continue
             if done == 0 and config.mbnames is not None:
-                done = _mbnames(emit, acct.name, listed, acct, config, folders)
+                done = _listed(emit, acct, config, folders)
             code = max(code, done)
             if done == 0:
                 _hook(acct, "postsynchook", acct.postsynchook, emit)
         if not rest:
-            mb = config.mbnames
-            if mb is not None and not mb.incremental:
-                code = max(code, _mbnames(emit, "", write, config.general.metadata, mb))
+            if config.mbnames is not None:
+                from mailtwin.sync import mbnames  # only with [mbnames] enabled
+
+                code = max(code, mbnames.at_end(config, emit))
             return code
         config = replace(config, accounts=rest)
         pre_hooked = frozenset(rest)
@@ -74,28 +68,16 @@ def run(config: Config, opts: RunOptions) -> int:
     return max(code, run_engine(config, opts, emit, pre_hooked))
 
 
-def listed(acct: AccountConfig, config: Config, folders: list[str]) -> None:
+def _listed(emit: ev.Emit, acct: AccountConfig, config: Config, folders: list[str]) -> int:
+    """A settled account's [mbnames] list; the exit code a failure to write it adds."""
+    from mailtwin.errors import MailtwinError
     from mailtwin.sync import mbnames  # only with [mbnames] enabled
 
-    mbnames.listed(acct, config, folders)
-
-
-def write(metadata: Path, mb: MbnamesConfig) -> None:
-    from mailtwin.sync import mbnames
-
-    mbnames.write(metadata, mb)
-
-
-def _mbnames(emit: ev.Emit, account: str, do: Callable[..., None], *args: object) -> int:
-    """``do(*args)``, an mbnames step; its failure reported (for ``account``; "": the run's
-    own) and turned into an exit code."""
-    from mailtwin.errors import ConfigError, MailtwinError
-
     try:
-        do(*args)
+        mbnames.listed(acct, config, folders)
     except MailtwinError as e:
-        emit(ev.Failed(account, str(e), hint=e.hint))
-        return 2 if isinstance(e, ConfigError) else 1
+        emit(ev.Failed(acct.name, str(e), hint=e.hint))
+        return e.exit_code
     return 0
 
 

@@ -108,15 +108,10 @@ async def _run(
     )
     for sig in sigs.HANDLED:
         loop.remove_signal_handler(sig)
-    mb = config.mbnames
-    if mb is not None and not mb.incremental and not opts.dry_run:
+    if config.mbnames is not None and not opts.dry_run:
         from mailtwin.sync import mbnames  # json: only with [mbnames] enabled
 
-        try:
-            mbnames.write(config.general.metadata, mb)
-        except MailtwinError as e:
-            emit(ev.Failed("", str(e), hint=e.hint))
-            codes.append(USAGE if isinstance(e, ConfigError) else FAILED)
+        codes.append(mbnames.at_end(config, emit))
     for code in (LOCKED, USAGE, FAILED):
         if code in codes:
             return code

@@ -6,7 +6,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 
@@ -53,20 +56,34 @@ def test_autorefresh_repeats_until_sigterm(env: Env) -> None:
     assert log.read_text().count("account test: done") >= 2
 
 
-def daemon(env: Env, minutes: float) -> tuple[subprocess.Popen[str], Path]:
-    """mailtwin in autorefresh mode; its post-hook writes a line per finished round."""
+@contextmanager
+def daemon(env: Env, account: str, remote: str = "", *args: str) -> Iterator[Popen[str]]:
+    """mailtwin in autorefresh mode (``account`` sets autorefresh and the hooks), killed by its
+    PID if the test leaves it running."""
+    env.write_config(account=account, remote=remote)
+    cmd = [sys.executable, "-m", "mailtwin", "-c", str(env.config), "-u", "quiet", *args]
+    proc = Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def ended(proc: Popen[str], sig: int) -> str:
+    """Send ``sig`` and wait for the daemon to exit; its stderr."""
+    proc.send_signal(sig)
+    return proc.communicate(timeout=30)[1]
+
+
+def counted(env: Env, minutes: float) -> tuple[str, Path]:
+    """Account settings for a daemon whose post-hook writes a line per finished round."""
     rounds = env.tmp / "rounds"
-    env.write_config(account=f"autorefresh = {minutes}\npostsynchook = echo round >> {rounds}")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailtwin", "-c", str(env.config), "-u", "quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    return proc, rounds
+    return f"autorefresh = {minutes}\npostsynchook = echo round >> {rounds}", rounds
 
 
-def wait_rounds(proc: subprocess.Popen[str], rounds: Path, n: int) -> None:
+def wait_rounds(proc: Popen[str], rounds: Path, n: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if rounds.exists() and len(rounds.read_text().splitlines()) >= n:
@@ -77,33 +94,23 @@ def wait_rounds(proc: subprocess.Popen[str], rounds: Path, n: int) -> None:
 
 def test_sigusr1_syncs_now_and_sigusr2_ends_after_the_sync(env: Env) -> None:
     env.append("INBOX", msg(1), create=False)
-    proc, rounds = daemon(env, 60)  # an hour between rounds: only a signal brings the next
-    try:
+    account, rounds = counted(env, 60)  # an hour between rounds: only a signal brings the next
+    with daemon(env, account) as proc:
         wait_rounds(proc, rounds, 1)
         env.append("INBOX", msg(2), create=False)
         proc.send_signal(signal.SIGUSR1)
         wait_rounds(proc, rounds, 2)
         assert len(env.local("INBOX")) == 2, "the woken round did not sync"
-        proc.send_signal(signal.SIGUSR2)  # while it waits: it ends instead of waiting on
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        err = ended(proc, signal.SIGUSR2)  # while it waits: it ends instead of waiting on
     assert proc.returncode == 0, err
     assert rounds.read_text().splitlines() == ["round", "round"]
 
 
 def test_sighup_stops_a_daemon_as_sigterm_does(env: Env) -> None:
-    proc, rounds = daemon(env, 60)
-    try:
+    account, rounds = counted(env, 60)
+    with daemon(env, account) as proc:
         wait_rounds(proc, rounds, 1)
-        proc.send_signal(signal.SIGHUP)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        err = ended(proc, signal.SIGHUP)
     assert proc.returncode == 0, err
 
 
@@ -111,30 +118,15 @@ def test_idlefolders_sync_a_change_at_once(env: Env) -> None:
     """IDLE on INBOX between rounds an hour apart: new mail there arrives within moments, and
     the daemon still ends on a signal while it idles."""
     env.append("INBOX", msg(1), create=False)
-    rounds = env.tmp / "rounds"
+    account, rounds = counted(env, 60)
     log = env.tmp / "log"
-    env.write_config(
-        account=f"autorefresh = 60\npostsynchook = echo round >> {rounds}",
-        remote="idlefolders = ['INBOX']",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailtwin", "-c", str(env.config), "-l", str(log)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with daemon(env, account, "idlefolders = ['INBOX']", "-l", str(log)) as proc:
         wait_rounds(proc, rounds, 1)
         for n in (2, 3):
             env.append("INBOX", msg(n), create=False)
             wait_rounds(proc, rounds, n)
             assert len(env.local("INBOX")) == n
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        err = ended(proc, signal.SIGTERM)
     assert proc.returncode == 0, err
     assert "WARNING" not in err and "ERROR" not in err, err
     assert log.read_text().count("account test: done") == 3
@@ -154,17 +146,8 @@ def test_idle_sees_mail_that_came_after_the_round_looked(env: Env) -> None:
         "c.logout()\n"
     )
     hook = f"test -e {once} || ({sys.executable} {deliver} && touch {once})"
-    env.write_config(
-        account=f"autorefresh = 60\npostsynchook = {hook}",
-        remote="idlefolders = ['INBOX']",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailtwin", "-c", str(env.config), "-u", "quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    account = f"autorefresh = 60\npostsynchook = {hook}"
+    with daemon(env, account, "idlefolders = ['INBOX']") as proc:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             try:
@@ -174,12 +157,7 @@ def test_idle_sees_mail_that_came_after_the_round_looked(env: Env) -> None:
                 pass
             time.sleep(0.05)
         assert len(env.local("INBOX")) == 2, "the mail the post-hook delivered did not arrive"
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        err = ended(proc, signal.SIGTERM)
     assert proc.returncode == 0, err
 
 

@@ -724,6 +724,13 @@ def test_idlefolders(tmp_path: Path) -> None:
     assert load(write(tmp_path))[0].accounts["Work"].remote.idlefolders == ()
     exc = error(write(tmp_path, remote="idlefolders = 'INBOX'"))
     assert str(exc).startswith("[Repository Remote] idlefolders: is a str, not a list")
+    # on the local side (an IMAP one) nothing would watch them: said, not silently dropped
+    local = "type = IMAP\nremotehost = backup.example.org\nremoteuser = me\n"
+    _, warnings = load(write(tmp_path, local=local + "idlefolders = ['INBOX']"))
+    assert (
+        "[Repository Local] idlefolders: only the remote repository's folders are watched "
+        "(account Work); ignored here"
+    ) in warnings
 
 
 def test_newmail_hook_must_be_a_function(tmp_path: Path) -> None:

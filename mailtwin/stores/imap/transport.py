@@ -553,10 +553,7 @@ class Connection:
             data = read.result()
         except OSError as e:
             raise self._fail(f"connection lost: {e.strerror or e}") from e
-        if not data:
-            bye = f" ({cut(self._bye)})" if self._bye else ""
-            raise self._fail("server closed the connection" + bye)
-        self._framer.receive_data(data)
+        self._received(data)
         return True
 
     def _completed(self, ev: Tagged) -> None:
@@ -643,6 +640,10 @@ class Connection:
             raise self._fail(f"no answer within {self._timeout} s", hint=SLOW) from None
         except OSError as e:
             raise self._fail(f"connection lost: {e.strerror or e}") from e
+        self._received(data)
+
+    def _received(self, data: bytes) -> None:
+        """What a read brought, to the framer; nothing at all: the server hung up."""
         if not data:
             bye = f" ({cut(self._bye)})" if self._bye else ""
             raise self._fail("server closed the connection" + bye)
